@@ -1,0 +1,1 @@
+"""The replication agent: LangGraph graph, nodes, prompts, recipes and the model client."""
