@@ -142,7 +142,10 @@ class OpenAIChatModel:
         self.retry_deadline_s = retry_deadline_s
         self.json_mode = json_mode
         self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "unused-local", timeout=timeout, max_retries=0
+            base_url=base_url,
+            # Read from the environment here and kept only inside the client object.
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "unused-local",
+            timeout=timeout, max_retries=0,
         )
 
     def __repr__(self) -> str:  # never show the key

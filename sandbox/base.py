@@ -44,6 +44,10 @@ class PolicyViolation(SandboxError):
     """The request breaks the sandbox policy (forbidden env, path traversal, ...)."""
 
 
+class RuntimeUnavailable(SandboxUnavailable, PolicyViolation):
+    """The policy demands an OCI runtime (e.g. gVisor ``runsc``) the engine lacks: refuse to start."""
+
+
 @dataclass
 class ExecResult:
     returncode: int

@@ -1,0 +1,163 @@
+"""`repro` command line. Nothing imports this module."""
+from __future__ import annotations
+
+import atexit
+import json
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent.config import Budgets, ModelConfig, RunConfig
+from agent.runner import RunFailed, execute_run, list_runs, load_run_config, new_run_id
+from graders.cli import judge_eval_cmd, rubric_app, set_model_factory
+from papers.cli import paper_app
+
+app = typer.Typer(help="Repro: replicate a paper end to end — plan, code, sandboxed run, graded report.",
+                  no_args_is_help=True)
+app.add_typer(paper_app, name="paper")
+app.add_typer(rubric_app, name="rubric")
+app.command("judge-eval", help="Macro-F1 of a judge's leaf grades against human-graded trees.")(judge_eval_cmd)
+try:  # the sandbox CLI is optional at import time (docker SDK missing => doctor explains)
+    from sandbox.cli import sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox")
+except ImportError:  # pragma: no cover
+    pass
+
+console = Console(stderr=True)
+DEMO_PAPER = Path(__file__).resolve().parent.parent / "papers" / "demo-minilm-sentiment" / "paper.pdf"
+
+
+def _cli_model_factory():
+    """For `repro rubric generate`: the configured endpoint, or the embedded server for this process."""
+    mc = ModelConfig.from_env()
+    if mc.embedded:
+        from agent.llm import EmbeddedServer
+
+        server = EmbeddedServer().start()
+        atexit.register(server.stop)
+        return server.client()
+    from agent.llm import OpenAIChatModel
+
+    return OpenAIChatModel(mc.model or "gpt-4o-mini", base_url=mc.base_url)
+
+
+set_model_factory(_cli_model_factory)
+
+
+def _progress(event: str, **data) -> None:
+    if event == "node":
+        console.print(f"[bold cyan]▶ {data['name']}[/] {data.get('detail', '')}")
+    elif event == "grade":
+        if data["done"] == data["total"] or data["done"] % 5 == 0:
+            console.print(f"  graded {data['done']}/{data['total']} leaves")
+    elif event == "log":
+        console.print(f"  {data['line']}")
+
+
+def _finish(state: dict, cfg: RunConfig) -> None:
+    report = (state.get("report") or {}).get("html")
+    grade = state.get("grade") or {}
+    reps = (state.get("reproduction") or {}).get("results") or {}
+    for method, r in reps.items():
+        console.print(f"  {method:5s} accuracy before {r['before']:.3f} → after {r['after']:.3f}")
+    if grade:
+        console.print(f"[bold green]score {grade['score']:.2f}[/] (coverage {grade['coverage']:.0%}, judge {grade['judge_model']})")
+    if state.get("status") != "done":
+        console.print(f"[yellow]run {state.get('status')}: {state.get('stop_reason')}[/]")
+    console.print(f"report: {report}")
+    typer.echo(report)
+
+
+@app.command()
+def run(
+    paper: Optional[Path] = typer.Argument(None, help="the paper's PDF"),
+    rubric: Optional[Path] = typer.Option(None, help="PaperBench rubric.json (default: beside the PDF, else generated)"),
+    model: Optional[str] = typer.Option(None, help="agent model name (default $REPRO_MODEL; none = embedded SmolLM2)"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-protocol endpoint (default $OPENAI_BASE_URL)"),
+    judge_model: Optional[str] = typer.Option(None, help="judge model (default: the agent's)"),
+    judge_base_url: Optional[str] = typer.Option(None, help="judge endpoint (default: the agent's)"),
+    password: Optional[str] = typer.Option(None, help="PDF password"),
+    sandbox: str = typer.Option("docker", help="docker | local (trusted code only)"),
+    train_limit: Optional[int] = typer.Option(None, help="scale down: train on the first N sentences"),
+    epochs: Optional[int] = typer.Option(None, help="override the planned epochs"),
+    max_tokens: int = typer.Option(2_000_000, help="agent model token budget"),
+    max_wall: float = typer.Option(4 * 3600, help="wall-time budget in seconds"),
+    runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"),
+    resume: Optional[str] = typer.Option(None, help="resume this run id"),
+) -> None:
+    """Replicate a paper: ingest → plan → implement → execute/debug → reproduce → grade → report."""
+    if resume:
+        cfg = load_run_config(resume, runs_dir)
+        if password:
+            cfg = cfg.model_copy(update={"password": password})
+    else:
+        if paper is None:
+            raise typer.BadParameter("give a PAPER.pdf (or --resume RUN_ID)")
+        if not paper.is_file():
+            console.print(f"[red]error:[/] {paper} does not exist or is not a file")
+            raise typer.Exit(2)
+        agent_mc = ModelConfig.from_env(model, base_url)
+        judge_mc = ModelConfig(model=judge_model or agent_mc.model, base_url=judge_base_url or agent_mc.base_url)
+        cfg = RunConfig(run_id=new_run_id(paper), runs_dir=runs_dir, paper_path=paper.resolve(),
+                        rubric_path=rubric.resolve() if rubric else None, password=password,
+                        agent_model=agent_mc, judge_model=judge_mc, sandbox_backend=sandbox,
+                        train_limit=train_limit, epochs=epochs,
+                        budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall))
+    console.print(f"run [bold]{cfg.run_id}[/] → {cfg.run_dir}")
+    try:
+        state = execute_run(cfg, resume=bool(resume), progress=_progress)
+    except RunFailed as exc:
+        console.print(f"[red]run failed:[/] {exc}")
+        console.print(f"Everything done so far is kept in {cfg.run_dir}. Fix the cause, then: "
+                      f"repro run --resume {exc.run_id} --runs-dir {runs_dir}")
+        raise typer.Exit(1)
+    _finish(state, cfg)
+
+
+@app.command()
+def demo(runs_dir: Path = typer.Option(Path("runs")), train_limit: Optional[int] = typer.Option(None)) -> None:
+    """Replicate the bundled demo paper offline on the embedded defaults."""
+    run(paper=DEMO_PAPER, rubric=None, model=None, base_url=None, judge_model=None, judge_base_url=None,
+        password=None, sandbox="docker", train_limit=train_limit, epochs=None, max_tokens=2_000_000,
+        max_wall=4 * 3600, runs_dir=runs_dir, resume=None)
+
+
+@app.command()
+def runs(runs_dir: Path = typer.Option(Path("runs")), as_json: bool = typer.Option(False, "--json")) -> None:
+    """List runs: paper, status, score, started."""
+    rows = list_runs(runs_dir)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table("run", "paper", "status", "score", "coverage", "started")
+    for r in rows:
+        t.add_row(r["run_id"], str(r["paper"])[:50], str(r["status"]),
+                  "—" if r["score"] is None else f"{r['score']:.2f}",
+                  "—" if r["coverage"] is None else f"{r['coverage']:.0%}", r["started"])
+    Console().print(t)
+
+
+@app.command()
+def report(run_id: str, runs_dir: Path = typer.Option(Path("runs")),
+           format: str = typer.Option("html", help="html | md | json"), open_: bool = typer.Option(False, "--open")) -> None:
+    """Print (or open) a run's report."""
+    path = runs_dir / run_id / f"report.{format}"
+    if not path.exists():
+        console.print(f"[red]error:[/] {path} does not exist (is the run finished? `repro runs`)")
+        raise typer.Exit(2)
+    if open_:
+        webbrowser.open(path.resolve().as_uri())
+    if format == "html":
+        typer.echo(str(path))
+    else:
+        sys.stdout.write(path.read_text())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,67 @@
+"""grade: the LLM judge over the rubric (given, bundled beside the paper, or generated)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+
+from agent.context import RunContext
+from agent.nodes.common import finished, write_atomic
+from agent.state import RunState
+from graders.aggregate import aggregate
+from graders.generate import build_rubric
+from graders.judge import grade_submission
+from graders.rubric import dumps, load_rubric, save_rubric
+from papers.paper import Paper
+
+
+def _rubric(cfg, paper: Paper, judge) -> tuple[object, str, list[str]]:
+    if cfg.rubric_path:
+        return load_rubric(cfg.rubric_path), str(cfg.rubric_path), []
+    bundled = Path(cfg.paper_path).with_name("rubric.json")
+    if bundled.is_file():
+        return load_rubric(bundled), str(bundled), []
+    generated = build_rubric(paper, judge)
+    return generated.rubric, "generated from the paper", list(generated.warnings)
+
+
+def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
+    ctx = runtime.context
+    cfg = ctx.config
+    run_dir = cfg.run_dir
+    paper = Paper.model_validate_json((run_dir / "paper.json").read_text())
+    rubric, source, warnings = _rubric(cfg, paper, ctx.judge_model)
+    # The rubric lives only on the host side of the run dir: no sandbox ever mounts it (J05).
+    save_rubric(rubric, run_dir / "rubric.json")
+    rep = state.get("reproduction") or {}
+    ctx.progress("node", name="grade", detail=f"{ctx.judge_model.name}, rubric {source}")
+    graded = grade_submission(
+        rubric,
+        submission_dir=run_dir / "submission",
+        reproduction_dir=(run_dir / "reproduction") if rep.get("dir") else None,
+        start_time=rep.get("start_time"),
+        paper_text=paper.text(max_chars=60_000),
+        model=ctx.judge_model,
+        cache_dir=run_dir / "judge-cache",
+        agent_model=ctx.model.name,
+        progress=lambda done, total: ctx.progress("grade", done=done, total=total),
+    )
+    write_atomic(run_dir / "graded.json", dumps(graded))
+    agg = aggregate(graded)
+    meta = graded.judge_metadata or {}
+    return {
+        "grade": {
+            "score": agg.score,
+            "coverage": agg.coverage,
+            "leaves": agg.leaves,
+            "invalid_leaves": agg.invalid_leaves,
+            "by_category": agg.by_category,
+            "rubric_source": source,
+            "rubric_warnings": warnings,
+            "judge_model": ctx.judge_model.name,
+            "self_grading": bool(meta.get("self_grading")),
+            "judge_warnings": list(meta.get("warnings", [])),
+            "judge_usage": {k: meta.get(k, 0) for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")},
+        },
+        "node_log": finished(state, "grade"),
+    }

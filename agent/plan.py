@@ -1,0 +1,65 @@
+"""The replication plan: what the paper did, what we will run, and every deviation with its reason."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Method = Literal["full", "head", "lora"]
+METHOD_LABELS = {
+    "full": "Full fine-tuning",
+    "head": "Classifier head only (transfer learning)",
+    "lora": "LoRA",
+}
+
+
+class Reported(BaseModel):
+    """A number the paper reports, with where it came from."""
+
+    value: float
+    text: str
+    table: str
+    row: str
+    column: str
+    page: int
+
+
+class Experiment(BaseModel):
+    name: str
+    method: Method
+    reported_after: Reported | None = None
+    reported_before: Reported | None = None
+
+
+class Deviation(BaseModel):
+    what: str
+    paper: str
+    ours: str
+    reason: str
+
+
+class Hyper(BaseModel):
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: dict[str, float] = Field(default_factory=lambda: {"full": 5e-5, "head": 2e-3, "lora": 1e-3})
+    lora_r: int = 8
+    lora_alpha: int = 16
+    max_length: int = 64
+    seed: int = 42
+    train_limit: int | None = None
+
+
+class Plan(BaseModel):
+    task: str
+    metric: str = "accuracy"
+    paper_model: str
+    paper_dataset: str
+    model: str = "all-MiniLM-L6-v2"
+    dataset: str = "movieReviewSnippets_GroundTruth.txt"
+    recipe: str = "sequence-classification"
+    experiments: list[Experiment]
+    hyper: Hyper = Hyper()
+    deviations: list[Deviation] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    source: Literal["model", "fallback"] = "model"
+    """'fallback' when the model's answers were unusable and the plan came from the paper alone."""

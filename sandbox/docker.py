@@ -1,0 +1,641 @@
+"""Docker backend: the only module of the project that imports ``docker``.
+
+``DockerSandbox`` runs every command in one long-lived hardened container (settings from
+``SandboxPolicy`` only) whose PID 1 is a bounded sleep loop, with a per-sandbox size- and
+inode-capped tmpfs volume at ``/workspace`` (``put_archive``/``get_archive`` reach volumes,
+not ``--tmpfs`` mounts). Exec semantics:
+
+* stdin is closed unless ``stdin`` is given; the host environment is never passed, and
+  the ``env`` given is checked for secret-looking names/values (``PolicyViolation``);
+* on timeout every process of the sandbox user is SIGKILLed (``kill -KILL -1`` as uid 1000
+  from a second exec: PID 1 is immune, everything else dies, daemons and setsid'd orphans
+  included), ``timed_out=True`` and ``returncode=124``;
+* out-of-memory kills are read from the container cgroup's oom_kill counter (host side when
+  readable, otherwise from inside), so an OOM is never reported as a timeout or a crash;
+* output keeps a head and a tail per stream; the full output goes to a capped log file when
+  ``log_dir`` is set.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import socket
+import struct
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from sandbox import archive
+from sandbox.base import (
+    ExecResult,
+    OutputLimitExceeded,
+    PolicyViolation,
+    SandboxError,
+    SandboxUnavailable,
+)
+from sandbox.output import OutputCapture
+from sandbox.paths import resolve_inside
+from sandbox.policy import (
+    LABEL_EXPIRES,
+    LABEL_KIND,
+    LABEL_RUN_ID,
+    SandboxPolicy,
+    check_env,
+    check_run_id,
+)
+
+TIMEOUT_RC = 124
+_client: docker.DockerClient | None = None
+_client_lock = threading.Lock()
+_OOM_RE = re.compile(rb"^oom_kill\s+(\d+)", re.MULTILINE)
+
+
+# --- engine -------------------------------------------------------------------------------
+def docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def client() -> docker.DockerClient:
+    """A cached client; ``SandboxUnavailable`` with a plain-words reason when no engine answers."""
+    global _client
+    with _client_lock:
+        if _client is not None:
+            return _client
+        try:
+            c = docker.from_env(timeout=300)
+            c.ping()
+        except DockerException as e:
+            raise SandboxUnavailable(
+                f"no Docker engine answers on {docker_host()}: install docker.io and start dockerd ({e})"
+            ) from e
+        _client = c
+        return c
+
+
+def engine_info() -> dict[str, Any]:
+    try:
+        return client().info()
+    except DockerException as e:
+        raise SandboxUnavailable(f"Docker engine error: {e}") from e
+
+
+def engine_version() -> dict[str, Any]:
+    return client().version()
+
+
+def runtimes() -> set[str]:
+    return set((engine_info().get("Runtimes") or {}).keys())
+
+
+def gpu_available() -> bool:
+    """True when containers can get NVIDIA GPUs (nvidia runtime or container toolkit hook)."""
+    if "nvidia" in runtimes():
+        return True
+    return bool(shutil.which("nvidia-container-runtime-hook") or shutil.which("nvidia-container-cli"))
+
+
+def image_exists(tag: str) -> bool:
+    try:
+        client().images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+    except DockerException as e:
+        raise SandboxUnavailable(str(e)) from e
+
+
+def tag_image(src: str, dst: str) -> None:
+    repo, _, tag = dst.rpartition(":")
+    client().images.get(src).tag(repo, tag)
+
+
+def import_image_tar(path: Path, tag: str, changes: list[str]) -> None:
+    repo, _, t = tag.rpartition(":")
+    out = client().api.import_image_from_file(str(path), repository=repo, tag=t, changes=changes)
+    text = out if isinstance(out, str) else str(out)
+    if "error" in text.lower() and not image_exists(tag):
+        raise SandboxError(f"docker import failed: {text[:500]}")
+    if not image_exists(tag):
+        raise SandboxError(f"docker import did not produce {tag}: {text[:500]}")
+
+
+def build_image_from_dockerfile(context: Path, tag: str, buildargs: dict[str, str],
+                                log: Callable[[str], None] = print) -> None:
+    try:
+        for chunk in client().api.build(path=str(context), tag=tag, buildargs=buildargs, rm=True,
+                                        forcerm=True, decode=True, pull=True):
+            if "stream" in chunk:
+                log(chunk["stream"].rstrip())
+            if "error" in chunk:
+                raise SandboxError(f"docker build failed: {chunk['error']}")
+    except APIError as e:
+        raise SandboxError(f"docker build failed: {e}") from e
+
+
+def default_image() -> str:
+    from sandbox import image as img
+
+    if image_exists(img.LATEST):
+        return img.LATEST
+    return img.ensure_image()
+
+
+# --- reaping ------------------------------------------------------------------------------
+def reap(run_id: str | None = None, *, now: float | None = None) -> dict[str, int]:
+    """Remove our containers and volumes: all of ``run_id``'s, or (run_id=None) those whose
+    lifetime label has expired or whose container has stopped. Returns counts removed."""
+    c = client()
+    now = time.time() if now is None else now
+    flt = {"label": [f"{LABEL_RUN_ID}={check_run_id(run_id)}"]} if run_id else {"label": [f"{LABEL_KIND}=sandbox"]}
+    removed = {"containers": 0, "volumes": 0}
+    for ct in c.containers.list(all=True, filters=flt, ignore_removed=True):
+        labels = ct.labels or {}
+        expired = _expired(labels, now) or ct.status in ("exited", "dead", "created")
+        if run_id or expired:
+            try:
+                ct.remove(force=True, v=True)
+                removed["containers"] += 1
+            except NotFound:
+                pass
+    for vol in c.volumes.list(filters=flt):
+        labels = vol.attrs.get("Labels") or {}
+        if run_id or _expired(labels, now) or _orphan_volume(c, vol, now):
+            try:
+                vol.remove(force=True)
+                removed["volumes"] += 1
+            except NotFound:
+                pass
+            except APIError:  # still in use by a live container
+                pass
+    return removed
+
+
+def _orphan_volume(c: docker.DockerClient, vol: Any, now: float, min_age_s: float = 60.0) -> bool:
+    """A workspace volume no container uses any more (its host process crashed), older than
+    ``min_age_s`` (so a sandbox being created right now is left alone)."""
+    try:
+        if c.containers.list(all=True, filters={"volume": vol.name}, ignore_removed=True):
+            return False
+        created = vol.attrs.get("CreatedAt") or ""
+        from datetime import datetime
+
+        ts = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() if created else 0.0
+        return now - ts > min_age_s
+    except (DockerException, ValueError):
+        return False
+
+
+def _expired(labels: dict[str, str], now: float) -> bool:
+    try:
+        return float(labels.get(LABEL_EXPIRES, "inf")) < now
+    except ValueError:
+        return True
+
+
+def list_ours(run_id: str | None = None) -> tuple[list[Any], list[Any]]:
+    """(containers, volumes) carrying our labels (for leak checks)."""
+    c = client()
+    flt = {"label": [f"{LABEL_RUN_ID}={run_id}"]} if run_id else {"label": [f"{LABEL_KIND}=sandbox"]}
+    return c.containers.list(all=True, filters=flt, ignore_removed=True), c.volumes.list(filters=flt)
+
+
+# --- the sandbox --------------------------------------------------------------------------
+class DockerSandbox:
+    """A hardened container implementing ``sandbox.base.Sandbox``."""
+
+    def __init__(
+        self,
+        policy: SandboxPolicy | None = None,
+        *,
+        run_id: str,
+        image: str | None = None,
+        role: str = "agent",
+        gpu: bool = False,
+        log_dir: Path | None = None,
+    ):
+        self.policy = policy or SandboxPolicy()
+        self.run_id = check_run_id(run_id)
+        self.role = role
+        self.workdir = self.policy.workdir
+        self.log_dir = Path(log_dir) if log_dir else None
+        self._lock = threading.RLock()
+        self._closed = False
+        self._exec_n = 0
+        self._oom_seen = 0
+        self.container = None
+        self.volume = None
+        c = client()
+        self._api = c.api
+        self.runtime = self.policy.resolve_runtime(runtimes())  # RuntimeUnavailable in strict mode
+        self.gpu = bool(gpu and gpu_available())
+        self.gpu_requested = gpu
+        self.image = image or default_image()
+        suffix = uuid.uuid4().hex[:8]
+        self.name = f"repro-{self.run_id}-{role}-{suffix}"[:128]
+        labels = self.policy.labels(run_id=self.run_id, role=role, gpu=self.gpu)
+        try:
+            self.volume = c.volumes.create(
+                name=self.name, driver="local", driver_opts=self.policy.volume_driver_opts(), labels=labels
+            )
+            kw = self.policy.docker_kwargs(
+                image=self.image, run_id=self.run_id, role=role, volume=self.name, runtime=self.runtime,
+                gpu=self.gpu, name=self.name,
+            )
+            kw["labels"] = labels
+            kw.pop("detach", None)
+            if self.gpu:
+                kw["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            self.container = c.containers.create(**kw)
+            problems = self.policy.check_container(self._api.inspect_container(self.container.id), self.runtime)
+            if problems:
+                raise PolicyViolation("container does not match the policy: " + "; ".join(problems))
+            self.container.start()
+        except ImageNotFound as e:
+            self._cleanup()
+            raise SandboxUnavailable(f"image {self.image!r} not found: run `repro sandbox build`") from e
+        except (DockerException, SandboxError):
+            self._cleanup()
+            raise
+        except BaseException:
+            self._cleanup()
+            raise
+        self.id = self.container.id
+        self._host_oom_file = self._find_host_oom_file()
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _find_host_oom_file(self) -> Path | None:
+        if not docker_host().startswith("unix://") or self.runtime == "runsc":
+            return None
+        cid = self.container.id
+        for p in (
+            f"/sys/fs/cgroup/memory/docker/{cid}/memory.oom_control",
+            f"/sys/fs/cgroup/memory/system.slice/docker-{cid}.scope/memory.oom_control",
+            f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.events",
+            f"/sys/fs/cgroup/docker/{cid}/memory.events",
+        ):
+            if os.access(p, os.R_OK):
+                return Path(p)
+        return None
+
+    def _oom_count(self) -> int | None:
+        if self._host_oom_file is not None:
+            try:
+                m = _OOM_RE.search(self._host_oom_file.read_bytes())
+                if m:
+                    return int(m.group(1))
+            except OSError:
+                pass
+        try:
+            r = self._api.exec_create(
+                self.container.id,
+                ["/bin/sh", "-c", "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"],
+                user=self.policy.user, stdin=False, tty=False,
+            )
+            out = self._api.exec_start(r["Id"], demux=False) or b""
+            m = _OOM_RE.search(out if isinstance(out, bytes) else b"")
+            return int(m.group(1)) if m else None
+        except DockerException:
+            return None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxUnavailable("sandbox is closed")
+
+    def _resolve(self, path: str) -> str:
+        return resolve_inside(path, self.workdir)
+
+    def _wrap(self, e: Exception) -> SandboxError:
+        if isinstance(e, NotFound):
+            return SandboxUnavailable(f"sandbox container is gone: {e}")
+        if isinstance(e, APIError) and e.response is not None and e.response.status_code == 409:
+            return SandboxUnavailable(f"sandbox container is not running: {e.explanation}")
+        if isinstance(e, APIError) and "is not running" in str(e):
+            return SandboxUnavailable(f"sandbox container is not running: {e}")
+        return SandboxUnavailable(f"Docker error: {e}")
+
+    # --- exec -------------------------------------------------------------------------------
+    def exec(
+        self,
+        cmd: list[str] | str,
+        *,
+        timeout: float,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        stdin: str | bytes | None = None,
+    ) -> ExecResult:
+        self._check_open()
+        if isinstance(cmd, str):
+            argv = ["/bin/sh", "-c", cmd]
+        else:
+            argv = [str(a) for a in cmd]
+            if not argv:
+                raise PolicyViolation("empty command")
+        environment = check_env(env)
+        workdir = self._resolve(cwd) if cwd else self.workdir
+        if timeout is None or timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        with self._lock:
+            self._exec_n += 1
+            log_path = self.log_dir / f"{self.name}-exec-{self._exec_n:04d}.log" if self.log_dir else None
+            cap = OutputCapture(self.policy.output_cap_bytes, log_path, self.policy.log_cap_bytes)
+            t0 = time.monotonic()
+            try:
+                ex = self._api.exec_create(
+                    self.container.id, argv, stdout=True, stderr=True, stdin=data is not None, tty=False,
+                    environment=environment, workdir=workdir, user=self.policy.user,
+                )
+                exec_id = ex["Id"]
+                sock = self._api.exec_start(exec_id, socket=True, tty=False)
+            except DockerException as e:
+                cap.close()
+                raise self._wrap(e) from e
+            try:
+                timed_out = self._pump(sock, exec_id, data, cap, t0 + timeout)
+            finally:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                cap.close()
+            info = self._exec_inspect_final(exec_id, wait=self.policy.kill_grace_s if timed_out else 2.0)
+            duration = time.monotonic() - t0
+            rc = info.get("ExitCode")
+            raw_rc = rc
+            oom = False
+            if timed_out or rc != 0:
+                n = self._oom_count()
+                if n is not None and n > self._oom_seen:
+                    oom = True
+                    self._oom_seen = n
+            if timed_out:
+                rc = TIMEOUT_RC
+            elif rc is None:
+                rc = -1
+            return ExecResult(
+                returncode=int(rc),
+                stdout=cap.stdout.text(),
+                stderr=cap.stderr.text(),
+                truncated=cap.truncated,
+                timed_out=timed_out,
+                oom_killed=oom and not timed_out,
+                duration_s=duration,
+                log_path=cap.log_path,
+                extra={"raw_returncode": raw_rc, "gpu": self.gpu, "runtime": self.runtime or "runc",
+                       "stdout_bytes": cap.stdout.total, "stderr_bytes": cap.stderr.total,
+                       "oom_during_timeout": oom and timed_out},
+            )
+
+    def _pump(self, sock: Any, exec_id: str, data: bytes | None, cap: OutputCapture, deadline: float) -> bool:
+        """Read the multiplexed stream until EOF; returns True when the deadline passed."""
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        raw.setblocking(False)
+        if data is not None:
+            threading.Thread(target=_feed_stdin, args=(raw, data), daemon=True).start()
+        buf = bytearray()
+        timed_out = False
+        kill_deadline: float | None = None
+        idle_since = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if not timed_out and now >= deadline:
+                timed_out = True
+                self.kill_all()
+                kill_deadline = time.monotonic() + max(self.policy.kill_grace_s, 0.5)
+            if kill_deadline is not None and now >= kill_deadline:
+                break
+            wait = (kill_deadline or deadline) - now
+            try:
+                r, _, _ = select.select([raw], [], [], max(0.0, min(wait, 0.25)))
+            except (OSError, ValueError):
+                break
+            if not r:
+                # Idle: the main process may have exited while a background child still holds
+                # the output pipe open; don't wait for it.
+                if time.monotonic() - idle_since > 0.5:
+                    idle_since = time.monotonic()
+                    try:
+                        if not self._api.exec_inspect(exec_id).get("Running", True):
+                            self._drain(raw, buf, cap, 0.1)
+                            break
+                    except DockerException:
+                        break
+                continue
+            try:
+                chunk = raw.recv(1 << 18)
+            except BlockingIOError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            idle_since = time.monotonic()
+            buf += chunk
+            _demux(buf, cap)
+        return timed_out
+
+    def _drain(self, raw: socket.socket, buf: bytearray, cap: OutputCapture, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            r, _, _ = select.select([raw], [], [], max(0.0, end - time.monotonic()))
+            if not r:
+                return
+            try:
+                chunk = raw.recv(1 << 16)
+            except (BlockingIOError, OSError):
+                return
+            if not chunk:
+                return
+            buf += chunk
+            _demux(buf, cap)
+
+    def _exec_inspect_final(self, exec_id: str, wait: float) -> dict:
+        end = time.monotonic() + wait
+        info: dict = {}
+        while True:
+            try:
+                info = self._api.exec_inspect(exec_id)
+            except DockerException as e:
+                raise self._wrap(e) from e
+            if not info.get("Running") or time.monotonic() >= end:
+                return info
+            time.sleep(0.02)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of the sandbox user except PID 1 (the lifetime sleep)."""
+        try:
+            ex = self._api.exec_create(self.container.id, ["kill", "-9", "-1"], user=self.policy.user,
+                                       stdin=False, tty=False)
+            self._api.exec_start(ex["Id"])
+        except DockerException:
+            pass
+
+    # --- files ------------------------------------------------------------------------------
+    def write_file(self, path: str, data: str | bytes) -> None:
+        self._check_open()
+        p = self._resolve(path)
+        if p == self.workdir:
+            raise PolicyViolation("cannot write over the workdir itself")
+        rel = p[len(self.workdir) + 1:]
+        payload = archive.pack_bytes(rel, data.encode() if isinstance(data, str) else data, mtime=time.time(),
+                                     uid=self.policy.uid, gid=self.policy.gid)
+        try:
+            ok = self._api.put_archive(self.container.id, self.workdir, payload)
+        except DockerException as e:
+            raise self._wrap(e) from e
+        if not ok:
+            raise SandboxError(f"writing {p} failed")
+
+    def read_file(self, path: str, max_bytes: int = 1 << 20) -> bytes:
+        self._check_open()
+        p = self._resolve(path)
+        try:
+            stream, st = self._api.get_archive(self.container.id, p, chunk_size=1 << 16)
+        except NotFound as e:
+            if self._container_alive():
+                raise FileNotFoundError(path) from e
+            raise self._wrap(e) from e
+        except DockerException as e:
+            raise self._wrap(e) from e
+        if st.get("size", 0) > max_bytes:
+            _close_stream(stream)
+            raise OutputLimitExceeded(f"{path} is {st.get('size')} bytes, more than max_bytes={max_bytes}")
+        try:
+            return archive.read_single_file(archive.IterStream(stream, max_raw=max_bytes + (1 << 20)), max_bytes)
+        finally:
+            _close_stream(stream)
+
+    def copy_in(self, src: Path, dest: str | None = None) -> None:
+        """A directory's contents are mirrored at ``dest`` (default: the workdir); a file lands
+        at ``dest/<name>``. Symlinks leaving ``src`` are refused; special files skipped."""
+        self._check_open()
+        src = Path(src)
+        if not src.exists():
+            raise FileNotFoundError(src)
+        d = self._resolve(dest or self.workdir)
+        rel = d[len(self.workdir) + 1:] if d != self.workdir else ""
+        arcname = rel if src.is_dir() else (f"{rel}/{src.name}" if rel else src.name)
+        with tempfile.SpooledTemporaryFile(max_size=32 << 20) as tmp:
+            archive.pack_path(src, arcname, tmp, uid=self.policy.uid, gid=self.policy.gid)
+            tmp.seek(0)
+            try:
+                ok = self._api.put_archive(self.container.id, self.workdir, tmp)
+            except DockerException as e:
+                raise self._wrap(e) from e
+        if not ok:
+            raise SandboxError(f"copy into {d} failed")
+
+    def copy_out(self, src: str, dest: Path, max_bytes: int = 256 << 20) -> None:
+        """``src`` (file or tree) lands at ``dest/<basename(src)>``; all or nothing."""
+        self._check_open()
+        p = self._resolve(src)
+        try:
+            stream, st = self._api.get_archive(self.container.id, p, chunk_size=1 << 16)
+        except NotFound as e:
+            if self._container_alive():
+                raise FileNotFoundError(src) from e
+            raise self._wrap(e) from e
+        except DockerException as e:
+            raise self._wrap(e) from e
+        try:
+            if st.get("size", 0) > max_bytes and not (int(st.get("mode", 0)) & (1 << 31)):
+                raise OutputLimitExceeded(f"{src} is {st.get('size')} bytes, more than max_bytes={max_bytes}")
+            raw_cap = max_bytes + 2048 * self.policy.copy_max_files + (1 << 20)
+            archive.safe_extract(archive.IterStream(stream, max_raw=raw_cap), Path(dest), max_bytes=max_bytes,
+                                 max_files=self.policy.copy_max_files)
+        finally:
+            _close_stream(stream)
+
+    def _container_alive(self) -> bool:
+        try:
+            return self._api.inspect_container(self.container.id)["State"]["Running"]
+        except DockerException:
+            return False
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def inspect(self) -> dict:
+        return self._api.inspect_container(self.container.id)
+
+    def _cleanup(self) -> None:
+        if self.container is not None:
+            for _ in range(3):
+                try:
+                    self.container.remove(force=True, v=True)
+                    break
+                except NotFound:
+                    break
+                except APIError:
+                    time.sleep(0.2)
+        if self.volume is not None:
+            for _ in range(10):
+                try:
+                    self.volume.remove(force=True)
+                    break
+                except NotFound:
+                    break
+                except APIError:
+                    time.sleep(0.2)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._cleanup()
+
+    def __enter__(self) -> "DockerSandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DockerSandbox(name={self.name!r}, image={self.image!r}, runtime={self.runtime or 'runc'})"
+
+
+def _feed_stdin(raw: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            _, w, _ = select.select([], [raw], [], 5)
+            if not w:
+                continue
+            try:
+                n = raw.send(view[: 1 << 16])
+            except BlockingIOError:
+                continue
+            view = view[n:]
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _demux(buf: bytearray, cap: OutputCapture) -> None:
+    """Split Docker's multiplexed stream (8-byte header: stream id, 0, 0, 0, big-endian size)."""
+    pos, n = 0, len(buf)
+    with memoryview(buf) as mv:
+        while n - pos >= 8:
+            size = int.from_bytes(mv[pos + 4:pos + 8], "big")
+            if n - pos < 8 + size:
+                break
+            cap.feed(2 if mv[pos] == 2 else 1, bytes(mv[pos + 8:pos + 8 + size]))
+            pos += 8 + size
+    if pos:
+        del buf[:pos]
+
+
+def _close_stream(stream: Iterable[bytes]) -> None:
+    close = getattr(stream, "close", None)
+    if close:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - best effort on a generator
+            pass

@@ -1,0 +1,61 @@
+"""Run last (file order): S07 policy drift over every container the suite made; R15 leaks; K03 logs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import CANARY_ID, RESULTS
+
+
+@pytest.mark.docker
+def test_s07_policy_drift_every_container(rec, image):
+    with rec.row("S07", "docker", "match") as row:
+        assert rec.created, "the suite created no container?"
+        roles = {a["Config"]["Labels"]["repro.role"] for a in rec.created}
+        problems = []
+        for attrs, (policy, runtime) in zip(rec.created, rec.policies):
+            problems += [f"{attrs['Name']}: {p}" for p in policy.check_container(attrs, runtime)]
+        row["outcome"] = "match" if not problems and roles >= {"agent", "reproduce", "setup"} else "drift"
+        row["escaped"] = bool(problems)
+        assert not problems, problems
+        assert roles >= {"agent", "reproduce", "setup"}, roles
+
+
+@pytest.mark.docker
+def test_k02_every_container_inspect_clean(rec, image):
+    with rec.row("K02-all", "docker", "clean") as row:
+        leaked = CANARY_ID in json.dumps(rec.created)
+        row["leaked"] = leaked
+        row["outcome"] = "leaked" if leaked else "clean"
+        assert not leaked
+
+
+def test_k03_logs_clean(rec):
+    with rec.row("K03", "logs", "clean") as row:
+        texts = []
+        if rec.log_dir and rec.log_dir.exists():
+            texts = [p.read_bytes() for p in rec.log_dir.rglob("*") if p.is_file()]
+        texts.append(RESULTS.read_bytes() if RESULTS.exists() else b"")
+        leaked = any(CANARY_ID.encode() in t for t in texts)
+        row["leaked"] = leaked
+        row["outcome"] = "leaked" if leaked else "clean"
+        assert not leaked and len(texts) > 1, len(texts)
+
+
+@pytest.mark.docker
+def test_r15_no_leftovers(rec, run_id, image):
+    import time
+
+    from sandbox import docker as dk
+
+    with rec.row("R15", "docker", "clean") as row:
+        # module-scoped sandboxes of earlier files are closed by now; give docker a moment
+        for _ in range(20):
+            cs, vs = dk.list_ours(run_id)
+            if not cs and not vs:
+                break
+            time.sleep(0.25)
+        row["outcome"] = "clean" if not cs and not vs else f"{len(cs)} containers, {len(vs)} volumes left"
+        row["lost"] = False
+        assert not cs and not vs, row["outcome"]

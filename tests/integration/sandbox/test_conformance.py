@@ -1,0 +1,55 @@
+"""The conformance suite (sandbox/conformance.py) against every backend."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.conformance import CHECKS, Harness
+
+BACKENDS = [
+    pytest.param("docker", marks=pytest.mark.docker),
+    "local",
+    "fake",
+]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def harness(request, run_id, tmp_path_factory):
+    backend = request.param
+    made = []
+    image = request.getfixturevalue("docker_image") if backend == "docker" else None
+
+    def make(policy=None, log_dir: Path | None = None):
+        if backend == "docker":
+            from sandbox.docker import DockerSandbox
+
+            sb = DockerSandbox(policy, run_id=run_id, image=image, log_dir=log_dir)
+        elif backend == "local":
+            from sandbox.local import LocalSandbox
+
+            sb = LocalSandbox(policy, run_id=run_id, log_dir=log_dir)
+        else:
+            from sandbox.fake import FakeSandbox
+
+            sb = FakeSandbox(policy=policy, run_id=run_id)
+        made.append(sb)
+        return sb
+
+    h = Harness(backend=backend, make=make, shared=make())
+    yield h
+    for sb in made:
+        sb.close()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[c.name for c in CHECKS])
+def test_conformance(harness, check):
+    reason = check.exceptions.get(harness.backend)
+    if reason:
+        pytest.skip(f"known exception for {harness.backend}: {reason}")
+    check.fn(harness)
+
+
+def test_every_check_declared_once():
+    names = [c.name for c in CHECKS]
+    assert len(names) == len(set(names)) and len(names) >= 15

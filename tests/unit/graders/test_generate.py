@@ -1,0 +1,85 @@
+"""Rubric generation with a scripted (weak) model: valid trees, grounded names, fallbacks."""
+from types import SimpleNamespace as NS
+
+from agent.llm import Completion, ScriptedChatModel
+from graders.generate import build_rubric, generate_rubric
+from graders.rubric import load_rubric, validate_tree
+
+TEXT = "Tiny Paper. We fine-tune BERT-base with LoRA on SST-2 and IMDb. Table 1 reports accuracy."
+
+
+def paper(n_results=3, n_hparams=2):
+    results = [NS(table=f"Table {1 + i % 2}", row=f"Model {i}", column="SST-2", value=90.0 + i, text=f"{90 + i}.0",
+                  unit_or_metric="accuracy", page=4) for i in range(n_results)]
+    hps = [NS(name=f"hp{i}", value=f"{i}e-5", page=3, context="...") for i in range(n_hparams)]
+    return NS(title="Tiny Paper", abstract="We fine-tune BERT-base.", text=lambda n=None: TEXT,
+              results=results, hyperparameters=hps)
+
+
+def leaves_by_cat(root):
+    out = {}
+    for leaf in root.leaves():
+        out.setdefault(leaf.task_category, []).append(leaf)
+    return out
+
+
+def test_good_model_fills_text_on_a_deterministic_scaffold():
+    model = ScriptedChatModel([{"components": ["low-rank adapters on attention weights", "frozen base model"]},
+                               {"datasets": ["SST-2", "IMDb", "ImageNet"], "models": ["BERT-base"]}])
+    out = build_rubric(paper(), model, max_leaves=40)
+    validate_tree(out.rubric)
+    load_rubric(out.rubric.to_dict())  # survives a save/load cycle with full validation
+    cats = leaves_by_cat(out.rubric)
+    reqs = [leaf.requirements for leaf in out.rubric.leaves()]
+    assert any("low-rank adapters" in r for r in reqs)
+    assert any("SST-2" in r for r in reqs) and any("BERT-base" in r for r in reqs)
+    assert not any("ImageNet" in r for r in reqs)  # not in the paper: a hallucination, dropped
+    assert len(cats["Result Analysis"]) == 3 and any("91.0" in leaf.requirements for leaf in cats["Result Analysis"])
+    assert {"Code Development", "Code Execution", "Result Analysis"} <= set(cats)
+    assert out.warnings == []
+    # Untrusted paper text is fenced in the asks.
+    assert "<<<BEGIN" in model.requests[0]["messages"][1]["content"]
+    assert model.requests[0]["schema"]["required"] == ["components"]
+
+
+def test_garbage_model_falls_back_with_warnings():
+    model = ScriptedChatModel(["I think the method is great", Completion(text="", finish_reason="length")])
+    warnings = []
+    root = generate_rubric(paper(), model, max_leaves=40, warnings=warnings)
+    validate_tree(root)
+    assert len(warnings) == 2
+    assert any('implements the method proposed in "Tiny Paper"' in leaf.requirements for leaf in root.leaves())
+
+
+def test_model_exception_and_bad_items_fall_back():
+    model = ScriptedChatModel([RuntimeError("boom"), {"datasets": [1, "{x}", "a" * 500], "models": []}])
+    out = build_rubric(paper(), model)
+    validate_tree(out.rubric)
+    assert any("model call failed" in w for w in out.warnings)
+    assert any("no dataset" in w for w in out.warnings)
+
+
+def test_max_leaves_is_respected_and_balanced():
+    p = paper(n_results=30, n_hparams=20)
+    for cap in (4, 10, 40):
+        root = generate_rubric(p, None, max_leaves=cap)
+        validate_tree(root)
+        cats = leaves_by_cat(root)
+        assert len(root.leaves()) <= cap
+        assert {"Code Development", "Code Execution", "Result Analysis"} <= set(cats)
+    root = generate_rubric(p, None, max_leaves=40)
+    tables = {leaf.requirements.split(" in ")[1].split(" ")[0:2][1] for leaf in leaves_by_cat(root)["Result Analysis"]}
+    assert len(tables) == 2  # both tables represented
+
+
+def test_paper_without_results_or_hparams():
+    root = generate_rubric(paper(0, 0), None)
+    validate_tree(root)
+    assert "Result Analysis" not in leaves_by_cat(root)
+
+
+def test_ids_are_unique_and_deterministic():
+    a = generate_rubric(paper(), None)
+    b = generate_rubric(paper(), None)
+    assert [n.id for n in a.walk()] == [n.id for n in b.walk()]
+    assert len({n.id for n in a.walk()}) == sum(1 for _ in a.walk())
