@@ -158,10 +158,14 @@ class OpenAIChatModel:
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         if schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": True},
-            }
+            if self.json_mode == "json_object":
+                # llama.cpp's server takes the schema beside json_object and compiles it to a grammar.
+                kwargs["response_format"] = {"type": "json_object", "schema": schema}
+            else:
+                kwargs["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": schema, "strict": True},
+                }
 
         @retry(
             retry=retry_if_exception(_retryable),
@@ -290,7 +294,9 @@ class EmbeddedServer:
         self.proc = None
 
     def client(self) -> OpenAIChatModel:
-        return OpenAIChatModel(self.MODEL_NAME, base_url=self.base_url, api_key="embedded", timeout=900)
+        return OpenAIChatModel(
+            self.MODEL_NAME, base_url=self.base_url, api_key="embedded", timeout=900, json_mode="json_object"
+        )
 
     def __enter__(self) -> "EmbeddedServer":
         return self.start()

@@ -109,6 +109,19 @@ VERDICT_SCHEMA: dict = {
 }
 
 
+def verdict_schema(keys: list[str]) -> dict:
+    """VERDICT_SCHEMA narrowed to one call: exactly one verdict per pending key.
+
+    Endpoints that enforce schemas with a grammar (llama.cpp, vLLM) then cannot skip or invent a
+    key, which small models otherwise do; parse_reply still checks everything.
+    """
+    schema = json.loads(json.dumps(VERDICT_SCHEMA))
+    verdicts = schema["properties"]["verdicts"]
+    verdicts["items"]["properties"]["key"] = {"type": "string", "enum": list(keys)}
+    verdicts["minItems"] = verdicts["maxItems"] = len(keys)
+    return schema
+
+
 @dataclass
 class Verdict:
     score: int
@@ -380,7 +393,7 @@ class _Run:
                     f"Your previous reply was rejected: {problems[-1]}. Reply again with only the JSON object, "
                     "one verdict per listed key, each score the integer 0 or 1.")})
             completion = complete_with_retry(
-                self.model, messages, self.cfg, schema=VERDICT_SCHEMA, temperature=0.0, seed=self.cfg.seed,
+                self.model, messages, self.cfg, schema=verdict_schema(list(pending)), temperature=0.0, seed=self.cfg.seed,
                 max_tokens=self.cfg.max_tokens_per_leaf * len(pending) + 200,
             )
             usage = getattr(completion, "usage", None)

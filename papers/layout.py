@@ -132,6 +132,7 @@ def extract_page(page: "pymupdf.Page", textpage=None) -> PageLayout:
     hidden: list[str] = []
     hidden_boxes: list[tuple[float, float, float, float]] = []
     has_images = False
+    vertical_boxes: list[tuple[float, float, float, float]] = []
     for bi, b in enumerate(d["blocks"]):
         if b.get("type", 0) != 0:
             has_images = True
@@ -140,6 +141,8 @@ def extract_page(page: "pymupdf.Page", textpage=None) -> PageLayout:
         for ln in b["lines"]:
             dx, dy = ln.get("dir", (1, 0))
             horizontal = abs(dy) < 0.1 and dx > 0
+            if not horizontal:
+                vertical_boxes.append(tuple(ln["bbox"]))
             vis = []
             for s in ln["spans"]:
                 reason = _hidden_reason(s)
@@ -176,8 +179,10 @@ def extract_page(page: "pymupdf.Page", textpage=None) -> PageLayout:
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             if any(hb[0] - 0.5 <= cx <= hb[2] + 0.5 and hb[1] - 0.5 <= cy <= hb[3] + 0.5 for hb in hidden_boxes):
                 continue
-        if (y1 - y0) > 1.5 * max(1.0, (x1 - x0)) and len(t) > 1:
-            continue  # vertical text (arXiv stamp etc.)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        if any(vb[0] - 0.5 <= cx <= vb[2] + 0.5 and vb[1] - 0.5 <= cy <= vb[3] + 0.5 for vb in vertical_boxes):
+            continue  # vertical text (arXiv stamp etc.), known from its line direction, not its shape:
+            # a short horizontal word like "(r" or "8)" is taller than wide too
         words.append(Word(x0, y0, x1, y1, clean(t), y1 - y0))
     layout = PageLayout(page.number, W, H, blocks, words, hidden, has_images=has_images)
     _reading_order(layout)

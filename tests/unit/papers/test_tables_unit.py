@@ -85,3 +85,21 @@ def test_latex_braces_survive(tmp_path):
     p = load_paper(path)
     txt = p.text()
     assert "{criterion}" in txt and "\\frac{a}{b}" in txt and "{x_{i}}" in txt
+
+
+def test_short_words_in_cells_survive_and_vertical_stamps_do_not(tmp_path):
+    # "(r" and "8)" are taller than wide; they are horizontal text all the same.
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 72), "A Table Test", fontsize=20)
+    page.insert_text((72, 120), "Table 1: Accuracy of the methods.", fontsize=10)
+    for i, (name, acc) in enumerate([("Method", "Accuracy"), ("LoRA (r = 8)", "81.2"), ("Full", "83.4")]):
+        page.insert_text((72, 140 + 14 * i), name, fontsize=10)
+        page.insert_text((220, 140 + 14 * i), acc, fontsize=10)
+    page.insert_text((30, 500), "arXiv:2101.00001v1", fontsize=12, rotate=90)
+    out = tmp_path / "cells.pdf"
+    doc.save(out)
+    p = load_paper(out)
+    rows = p.tables[0].rows
+    assert ["LoRA (r = 8)", "81.2"] in rows
+    assert "arXiv" not in p.text()
