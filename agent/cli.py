@@ -146,8 +146,21 @@ def runs(runs_dir: Path = typer.Option(Path("runs")), as_json: bool = typer.Opti
 @app.command()
 def report(run_id: str, runs_dir: Path = typer.Option(Path("runs")),
            format: str = typer.Option("html", help="html | md | json"), open_: bool = typer.Option(False, "--open")) -> None:
-    """Print (or open) a run's report."""
-    path = runs_dir / run_id / f"report.{format}"
+    """Print a run's report (md/json) or its path (html); --open shows it in the browser."""
+    from graders.report import ReportError, refresh_report
+
+    if format not in ("html", "md", "json"):
+        raise typer.BadParameter("--format must be html, md or json")
+    run_dir = runs_dir / run_id
+    path = run_dir / f"report.{format}"
+    overrides = run_dir / "overrides.json"
+    stale = overrides.exists() and path.exists() and overrides.stat().st_mtime > path.stat().st_mtime
+    if (run_dir / "report.json").exists() and (stale or not path.exists()):
+        try:  # a grade overridden since (or a file deleted): re-render so every format agrees
+            refresh_report(run_dir)
+        except ReportError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2)
     if not path.exists():
         console.print(f"[red]error:[/] {path} does not exist (is the run finished? `repro runs`)")
         raise typer.Exit(2)
@@ -157,6 +170,23 @@ def report(run_id: str, runs_dir: Path = typer.Option(Path("runs")),
         typer.echo(str(path))
     else:
         sys.stdout.write(path.read_text())
+
+
+@app.command()
+def serve(runs_dir: Path = typer.Option(Path("runs"), help="where run directories are"),
+          port: int = typer.Option(8765, help="port on 127.0.0.1"),
+          open_: bool = typer.Option(False, "--open", help="open the runs list in the browser")) -> None:
+    """Review UI on http://127.0.0.1:PORT: runs, reports, code, diffs, approvals, grade overrides."""
+    import uvicorn
+
+    from agent.web.app import create_app
+
+    url = f"http://127.0.0.1:{port}/"
+    console.print(f"serving {runs_dir.resolve()} at [bold]{url}[/] (Ctrl-C stops)")
+    if open_:
+        webbrowser.open(url)
+    # 127.0.0.1 only, by design: the UI can approve runs and change grades and has no login.
+    uvicorn.run(create_app(runs_dir), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":  # pragma: no cover

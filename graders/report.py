@@ -1,8 +1,9 @@
 """The graded replication report: one data dict -> report.json, report.md, report.html.
 
-The agent assembles the data (it knows the plan); this module only renders it, so the same
-renderer serves the CLI, the web UI and the leaderboard. HTML is self-contained (no CDN):
-curves are embedded PNGs, the rubric tree is plain <details> elements.
+The agent assembles the data (it knows the plan); this module finishes it from the run
+directory (person's overrides re-aggregated, evidence links, curves) and renders it, so the
+CLI, the web UI and a re-render after an override all show the same numbers. HTML is
+self-contained (no CDN): curves are embedded PNGs, the rubric tree is plain <details>.
 """
 from __future__ import annotations
 
@@ -14,32 +15,17 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from graders.aggregate import aggregate, regrade
+from graders.citations import evidence_files, json_key_line, leaf_evidence
+from graders.overrides import apply_overrides, latest_by_leaf, load_overrides
+from graders.rubric import load_graded
+
 _env = Environment(loader=PackageLoader("graders", "templates"), autoescape=select_autoescape(["html", "j2"]))
+_env.filters["pct"] = lambda v: "—" if v is None else f"{v:.0%}"
 
 
-def curves_png(results: dict[str, dict]) -> str | None:
-    """Training-loss curves of every method as a base64 PNG (None when there is no history)."""
-    series = {m: r.get("history") or [] for m, r in results.items()}
-    if not any(series.values()):
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    for method, hist in series.items():
-        if hist:
-            ax.plot([h["step"] for h in hist], [h["loss"] for h in hist], label=method)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+class ReportError(RuntimeError):
+    """A report cannot be (re)built; the message says which file is missing or broken."""
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -50,57 +36,223 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _tree_rows(node: dict, depth: int = 0) -> list[dict]:
+class Links:
+    """Where the report's links point. The standalone file links relative to the run dir;
+    the web UI passes its own (code browser with the lines highlighted, PDF at a page)."""
+
+    def __init__(self, data: dict):
+        self._paper = (data.get("paper") or {}).get("link") or ""
+
+    def file(self, rel: str, start: int | None = None, end: int | None = None) -> str:
+        return rel
+
+    def paper(self, page: int | None = None) -> str:
+        return f"{self._paper}#page={page}" if page else self._paper
+
+
+# ---------------------------------------------------------------- finishing the data
+def curves_data(results: dict[str, dict]) -> dict:
+    """Per-method loss history and before/after metric, as plain numbers (for report.json)."""
+    return {
+        "loss": {m: [[h["step"], h["loss"]] for h in (r.get("history") or [])] for m, r in results.items()
+                 if r.get("history")},
+        "metric": {m: {"before": r.get("before"), "after": r.get("after")} for m, r in results.items()},
+    }
+
+
+def curves_png(curves: dict) -> str | None:
+    """Loss curves (or, when no loss was logged, before/after bars) as a base64 PNG."""
+    loss, metric = curves.get("loss") or {}, curves.get("metric") or {}
+    if not loss and not metric:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    if loss:
+        for method, pts in loss.items():
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=method)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+    else:
+        names = list(metric)
+        xs = range(len(names))
+        ax.bar([x - 0.2 for x in xs], [metric[n]["before"] or 0 for n in names], 0.4, label="before")
+        ax.bar([x + 0.2 for x in xs], [metric[n]["after"] or 0 for n in names], 0.4, label="after")
+        ax.set_xticks(list(xs), names)
+        ax.set_ylabel("metric")
+        ax.set_title("before / after fine-tuning (no per-step loss was logged)", fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _verdict(data: dict) -> str:
+    g, models = data.get("grade"), data.get("models") or {}
+    if not g:
+        return data.get("verdict") or f"Not graded — run {data.get('status')}"
+    text = (f"Replication score {g['score']:.2f} (coverage {g['coverage']:.0%}) — "
+            f"agent {models.get('agent', '—')}, judge {models.get('judge', '—')}")
+    n = len(g.get("overridden_leaves") or [])
+    if n:
+        text += f" · {n} leaf grade{'s' if n > 1 else ''} overridden by a person (judge alone: {g['judge_score']:.2f})"
+    return text
+
+
+def _regrade_with_overrides(data: dict, run_dir: Path) -> None:
+    graded = run_dir / "graded.json"
+    if not data.get("grade") or not graded.exists():
+        return
+    judge_tree = load_graded(graded, allow_duplicate_ids=True)
+    in_force = latest_by_leaf(load_overrides(run_dir))
+    tree = regrade(apply_overrides(judge_tree, in_force))
+    agg, judge_agg = aggregate(tree), aggregate(judge_tree)
+    data["grade"] = {**data["grade"], "score": agg.score, "coverage": agg.coverage, "leaves": agg.leaves,
+                     "invalid_leaves": agg.invalid_leaves, "by_category": agg.by_category,
+                     "judge_score": judge_agg.score, "judge_coverage": judge_agg.coverage,
+                     "overridden_leaves": sorted(in_force)}
+    data["graded_tree"] = tree.to_dict()
+    data["overrides"] = load_overrides(run_dir)
+
+
+def finalize(data: dict, run_dir: Path) -> dict:
+    """Complete ``data`` from the run directory. Idempotent: safe to call on a loaded report.json."""
+    run_dir = Path(run_dir)
+    data = dict(data)
+    _regrade_with_overrides(data, run_dir)
+    files = evidence_files(run_dir)
+    if data.get("graded_tree"):
+        stack, evidence = [data["graded_tree"]], {}
+        while stack:
+            n = stack.pop()
+            stack.extend(n.get("sub_tasks") or [])
+            if not n.get("sub_tasks"):
+                evidence[n["id"]] = leaf_evidence(n, files)
+        data["evidence"] = evidence
+    for row in data.get("comparison") or []:
+        rep = row.get("reproduced")
+        if rep and rep.get("file") and rep.get("key"):
+            rep["line"] = json_key_line(run_dir / rep["file"], rep["key"])
+    full = (data.get("reproduction") or {}).get("results_full")
+    if not full and not data.get("curves") and (run_dir / "reproduction.json").exists():
+        full = json.loads((run_dir / "reproduction.json").read_text()).get("results")
+    if full:
+        data["curves"] = curves_data(full)
+    data["verdict"] = _verdict(data)
+    return data
+
+
+# ---------------------------------------------------------------- rendering
+def tree_rows(node: dict, depth: int = 0) -> list[dict]:
     rows = [{"depth": depth, "node": node}]
     for child in node.get("sub_tasks", []):
-        rows += _tree_rows(child, depth + 1)
+        rows += tree_rows(child, depth + 1)
     return rows
+
+
+def render_html(data: dict, *, links: Any = None, override_url: str | None = None, standalone: bool = True,
+                curves: str | None = None) -> str:
+    """The report page (``standalone``) or the fragment the web UI embeds (with override forms)."""
+    overrides = latest_by_leaf(data.get("overrides") or [])
+    return _env.get_template("report.html.j2").render(
+        d=data, fmt=_fmt, links=links or Links(data), override_url=override_url, standalone=standalone,
+        overrides=overrides, evidence=data.get("evidence") or {},
+        curves=curves if curves is not None else curves_png(data.get("curves") or {}),
+        css=_env.loader.get_source(_env, "report.css")[0],
+    )
 
 
 def render_markdown(data: dict) -> str:
     g = data.get("grade") or {}
-    lines = [f"# Replication report: {data['paper'].get('title', '?')}", "", f"**{data['verdict']}**", ""]
+    paper = data.get("paper") or {}
+    lines = [f"# Replication report: {paper.get('title', '?')}", "", f"Paper: [{paper.get('source', 'PDF')}]({paper.get('link', '')})",
+             "", f"**{data['verdict']}**", ""]
     if data.get("stop_reason"):
         lines += [f"> Run {data['status']}: {data['stop_reason']}", ""]
-    lines += ["## Paper vs reproduced", "", "| experiment | metric | paper | reproduced | Δ | provenance |",
-              "|---|---|---|---|---|---|"]
+    lines += [f"> {w}" for w in data.get("warnings") or []]
+    lines += ["", "## Paper vs reproduced", "", "| experiment | metric | paper | reproduced | Δ | paper source | reproduced from |",
+              "|---|---|---|---|---|---|---|"]
     for c in data.get("comparison", []):
-        rep = c.get("reported") or {}
-        prov = f"{rep.get('table')} p.{rep.get('page')} row '{rep.get('row')}'" if rep else "not reported"
-        lines.append(f"| {c['experiment']} | {c['metric']} | {rep.get('text', '—')} | "
-                     f"{_fmt((c.get('reproduced') or {}).get('display'))} | {_fmt(c.get('delta'), 2)} | {prov} |")
-    lines += ["", "## Accuracy before and after fine-tuning", "", "| method | before | after |", "|---|---|---|"]
+        rep, got = c.get("reported") or {}, c.get("reproduced") or {}
+        prov = f"{rep.get('table')}, p. {rep.get('page')}, row '{rep.get('row')}'" if rep else "not reported"
+        src = f"`{got['file']}:{got.get('line') or ''}` ({got.get('key')})" if got else "not reproduced"
+        lines.append(f"| {c['experiment']} | {c['metric']} | {rep.get('text', '—')} | {_fmt(got.get('display'), 2)} | "
+                     f"{_fmt(c.get('delta'), 2)} | {prov} | {src} |")
+    lines += ["", "## Before and after fine-tuning", "", "| method | before | after | trainable / total params |", "|---|---|---|---|"]
     for b in data.get("before_after", []):
-        lines.append(f"| {b['method']} | {_fmt(b['before'])} | {_fmt(b['after'])} |")
-    if data.get("deviations"):
-        lines += ["", "## Deviations from the paper", ""]
-        lines += [f"- **{d['what']}**: paper {d['paper']} → ours {d['ours']} — {d['reason']}" for d in data["deviations"]]
+        lines.append(f"| {b['method']} | {_fmt(b['before'])} | {_fmt(b['after'])} | "
+                     f"{b.get('trainable_params') or '—'} / {b.get('total_params') or '—'} |")
+    lines += ["", "## Deviations from the paper", ""]
+    lines += [f"- **{d['what']}**: paper {d['paper']} → ours {d['ours']} — {d['reason']}" for d in data.get("deviations") or []]
+    lines += [] if data.get("deviations") else ["None recorded."]
     lines += ["", "## Rubric", "", f"Score {_fmt(g.get('score'))}, coverage {_fmt(g.get('coverage'))}, "
               f"judge `{g.get('judge_model', '—')}`, rubric {g.get('rubric_source', '—')}", ""]
-    for row in _tree_rows(data.get("graded_tree") or {}) if data.get("graded_tree") else []:
-        n = row["node"]
-        mark = "" if n.get("sub_tasks") else (" ✔" if n.get("score") == 1 else (" ✘" if n.get("valid_score") else " (unscored)"))
-        lines.append(f"{'  ' * row['depth']}- [{_fmt(n.get('score'), 2)}]{mark} {n.get('requirements', '')[:160]}")
+    overrides = latest_by_leaf(data.get("overrides") or [])
+    evidence = data.get("evidence") or {}
+    for row in tree_rows(data["graded_tree"]) if data.get("graded_tree") else []:
+        n, pad = row["node"], "  " * row["depth"]
+        leaf = not n.get("sub_tasks")
+        mark = "" if not leaf else (" ✔" if n.get("score") == 1 else (" ✘" if n.get("valid_score") else " (unscored)"))
+        lines.append(f"{pad}- [{_fmt(n.get('score'), 2)}]{mark} {n.get('requirements', '')[:200]}")
+        if leaf:
+            o = overrides.get(n["id"])
+            if o:
+                lines.append(f"{pad}  - *overridden by {o['who']} at {o['at']}* (judge said {_fmt(o['judge']['score'], 0)}): {o['reason']}")
+            lines.append(f"{pad}  - {n.get('explanation', '')[:300]}")
+            for e in evidence.get(n["id"], []):
+                lines.append(f"{pad}  - {e['kind']}: `{e['file']}{':' + str(e['start']) if e['start'] else ''}"
+                             f"{'-' + str(e['end']) if e['end'] and e['end'] != e['start'] else ''}`")
     c = data.get("cost", {})
     lines += ["", "## Cost", "", f"agent tokens {c.get('agent_tokens', 0)}, judge tokens {c.get('judge_tokens', 0)}, "
-              f"wall {_fmt(c.get('wall_s'), 0)} s, reproduction {_fmt(c.get('reproduce_s'), 0)} s", ""]
-    return "\n".join(lines)
+              f"dollars {_fmt(c.get('dollars'), 4)}, wall {_fmt(c.get('wall_s'), 0)} s, "
+              f"sandbox {_fmt(c.get('sandbox_s'), 0)} s (reproduction {_fmt(c.get('reproduce_s'), 0)} s)", "",
+              "## Environment", ""]
+    lines += [f"- {k}: {v}" for k, v in (data.get("environment") or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _slim(data: dict) -> dict:
+    slim = dict(data)
+    if slim.get("reproduction"):
+        slim["reproduction"] = {k: v for k, v in slim["reproduction"].items() if k != "results_full"}
+    return slim
 
 
 def write_report(data: dict, run_dir: Path) -> dict[str, str]:
-    """Write report.json / report.md / report.html into ``run_dir``; return their paths."""
+    """Finish ``data`` and write report.json / report.md / report.html into ``run_dir``."""
     run_dir = Path(run_dir)
-    results = (data.get("reproduction") or {}).get("results_full") or {}
-    html = _env.get_template("report.html.j2").render(
-        d=data, fmt=_fmt, tree=_tree_rows(data["graded_tree"]) if data.get("graded_tree") else [],
-        curves=curves_png(results),
-    )
+    data = finalize(data, run_dir)
     out = {"json": run_dir / "report.json", "md": run_dir / "report.md", "html": run_dir / "report.html"}
-    slim = {k: v for k, v in data.items()}
-    if slim.get("reproduction"):
-        slim["reproduction"] = {k: v for k, v in slim["reproduction"].items() if k != "results_full"}
-    for key, text in (("json", json.dumps(slim, indent=2, default=str)), ("md", render_markdown(data)), ("html", html)):
+    texts = {"json": json.dumps(_slim(data), indent=2, default=str), "md": render_markdown(data),
+             "html": render_html(data)}
+    for key, text in texts.items():
         tmp = out[key].with_suffix(out[key].suffix + ".tmp")
         tmp.write_text(text)
         tmp.replace(out[key])
     return {k: str(v) for k, v in out.items()}
+
+
+def load_report(run_dir: Path) -> dict:
+    path = Path(run_dir) / "report.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path} does not exist: the run has not written its report yet") from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path} is not valid JSON ({exc})") from None
+
+
+def refresh_report(run_dir: Path) -> dict:
+    """Re-render all three files from report.json (after an override): the score changes everywhere."""
+    write_report(load_report(run_dir), run_dir)
+    return load_report(run_dir)
+
+
+__all__ = ["write_report", "refresh_report", "render_html", "render_markdown", "finalize",
+           "Links", "ReportError", "load_report"]

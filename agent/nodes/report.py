@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import time
 from importlib import metadata
 from pathlib import Path
@@ -97,23 +99,72 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "debug_log": state.get("debug_log", []),
         "grade": grade,
         "graded_tree": graded_tree,
-        "cost": {
-            "agent_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-            "agent_calls": usage.get("calls", 0),
-            "reasks": usage.get("reasks", 0),
-            "judge_tokens": ju.get("prompt_tokens", 0) + ju.get("completion_tokens", 0),
-            "wall_s": round(time.time() - state.get("started_at", time.time()), 1),
-            "reproduce_s": rep.get("duration_s"),
-        },
-        "environment": {
-            "sandbox": cfg.sandbox_backend,
-            "image": cfg.image or "repro-sandbox:latest",
-            "gpu": "no",
-            "python": platform.python_version(),
-            "torch": _version("torch"),
-            "transformers": _version("transformers"),
-            "peft": _version("peft"),
-        },
+        "cost": cost_summary(usage, ju, models, cfg, rep, state.get("started_at")),
+        "environment": environment(cfg),
+    }
+
+
+# Dollars per million (prompt, completion) tokens. Local models cost nothing; an unknown
+# endpoint model gets "unknown" rather than a guess. REPRO_PRICE_PER_MTOK="in,out" overrides.
+PRICES_PER_MTOK = {
+    "gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00), "gpt-4.1-nano": (0.10, 0.40), "o4-mini": (1.10, 4.40),
+}
+
+
+def _price(name: str, local: bool) -> tuple[float, float] | None:
+    env = os.environ.get("REPRO_PRICE_PER_MTOK")
+    if env:
+        a, _, b = env.partition(",")
+        return float(a), float(b or a)
+    if local:
+        return 0.0, 0.0
+    return PRICES_PER_MTOK.get(name)
+
+
+def cost_summary(usage: dict, judge_usage: dict, models: dict, cfg, rep: dict, started_at: float | None) -> dict:
+    dollars, notes = 0.0, []
+    for role, u, mc in (("agent", usage, cfg.agent_model), ("judge", judge_usage, cfg.judge_model)):
+        price = _price(models.get(role, ""), mc.embedded)
+        if price is None:
+            dollars = None
+            break
+        dollars += (u.get("prompt_tokens", 0) * price[0] + u.get("completion_tokens", 0) * price[1]) / 1e6
+        if mc.embedded:
+            notes.append(f"{role}: local model, no charge")
+    smoke = _smoke_seconds(Path(cfg.run_dir) / "logs")
+    return {
+        "agent_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
+        "agent_calls": usage.get("calls", 0),
+        "reasks": usage.get("reasks", 0),
+        "judge_tokens": judge_usage.get("prompt_tokens", 0) + judge_usage.get("completion_tokens", 0),
+        "judge_calls": judge_usage.get("calls", 0),
+        "dollars": None if dollars is None else round(dollars, 6),
+        "price_note": "; ".join(notes),
+        "wall_s": round(time.time() - (started_at or time.time()), 1),
+        "smoke_s": smoke,
+        "reproduce_s": rep.get("duration_s"),
+        "sandbox_s": round(smoke + (rep.get("duration_s") or 0.0), 1),
+    }
+
+
+def _smoke_seconds(logs: Path) -> float:
+    # execute-N.log ends each command with "[succeeded after 7.6s]" (ExecResult.summary()).
+    total = 0.0
+    for log in logs.glob("execute-*.log"):
+        total += sum(float(x) for x in re.findall(r"after ([0-9.]+)s\]", log.read_text(errors="replace")))
+    return round(total, 1)
+
+
+def environment(cfg) -> dict:
+    return {
+        "sandbox": cfg.sandbox_backend,
+        "image": cfg.image or "repro-sandbox:latest",
+        # the runner opens sandboxes without a GPU (open_sandbox's gpu=False default)
+        "gpu": "no (CPU only)",
+        "host": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        **{dist: _version(dist) for dist in ("torch", "transformers", "peft", "accelerate", "numpy", "repro")},
     }
 
 

@@ -1,0 +1,79 @@
+"""The real embedded model (SmolLM2-135M on llama.cpp, 127.0.0.1): weak, but schema-constrained."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.llm import EmbeddedServer, ModelError, OpenAIChatModel
+
+pytestmark = pytest.mark.slow
+llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by scripts/setup.sh")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with EmbeddedServer(log_path=log, n_ctx=4096) as server:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        yield server.client()
+
+
+def test_schema_constrained_answer_parses_and_obeys_the_schema(model):
+    schema = {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string", "maxLength": 120},
+            "answer": {"type": "string", "enum": ["yes", "no"]},
+            "confidence": {"type": "integer", "minimum": 0, "maximum": 10},
+        },
+        "required": ["reason", "answer", "confidence"],
+        "additionalProperties": False,
+    }
+    c = model.complete([{"role": "user", "content": "Is Paris in France? Reply in JSON."}], schema=schema,
+                       max_tokens=120)
+    assert isinstance(c.parsed, dict), c.text
+    assert set(c.parsed) == {"reason", "answer", "confidence"}
+    assert c.parsed["answer"] in ("yes", "no")
+    assert 0 <= c.parsed["confidence"] <= 10
+    assert c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
+    assert c.model  # the served model's name is reported
+
+
+def test_judge_grades_every_leaf_with_the_embedded_model(model, tmp_path):
+    from graders.judge import grade_submission
+    from graders.rubric import load_rubric
+    from graders.aggregate import aggregate
+    import time
+
+    rubric = load_rubric({
+        "id": "root", "requirements": "Replicate the paper", "weight": 1, "sub_tasks": [
+            {"id": "a", "requirements": "train.py fine-tunes a BERT-style classifier with LoRA", "weight": 1,
+             "sub_tasks": [], "task_category": "Code Development", "finegrained_task_category": None},
+            {"id": "b", "requirements": "train.py evaluates accuracy on a held-out test set", "weight": 1,
+             "sub_tasks": [], "task_category": "Code Development", "finegrained_task_category": None},
+        ], "task_category": None, "finegrained_task_category": None,
+    })
+    sub = tmp_path / "submission"
+    sub.mkdir()
+    (sub / "train.py").write_text(
+        "from peft import LoraConfig, get_peft_model\n"
+        "model = get_peft_model(base, LoraConfig(r=8, target_modules=['query', 'value']))\n"
+        "acc = (preds == test_labels).mean()  # held-out test accuracy\n")
+    graded = grade_submission(rubric, submission_dir=sub, reproduction_dir=tmp_path / "none",
+                              start_time=time.time(), paper_text="We fine-tune MiniLM with LoRA.", model=model)
+    agg = aggregate(graded)
+    # every leaf gets a verdict (valid or explicitly invalid), never silently dropped
+    assert agg.leaves == 2
+    assert 0.0 <= agg.score <= 1.0
+    meta = graded.judge_metadata
+    assert meta["calls"] >= 1 and meta["prompt_tokens"] > 0
+
+
+def test_unreachable_endpoint_is_a_clear_error():
+    m = OpenAIChatModel("x", base_url="http://127.0.0.1:9/v1", api_key="k", timeout=2)
+    m.retry_deadline_s = 1
+    with pytest.raises(ModelError, match="cannot reach the model endpoint"):
+        m.complete([{"role": "user", "content": "hi"}])

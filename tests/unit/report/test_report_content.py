@@ -1,0 +1,85 @@
+import json
+import re
+
+from graders.citations import cited, evidence_files, json_key_line, matched
+
+
+def test_report_has_every_element(tmp_path, fx):
+    d = fx.finished_run(tmp_path)
+    data = json.loads((d / "report.json").read_text())
+    html = (d / "report.html").read_text()
+    # reported vs reproduced, with provenance on both sides
+    row = next(c for c in data["comparison"] if c["method"] == "lora")
+    assert row["reported"]["page"] == 1 and row["reproduced"]["file"] == "reproduction/results/lora/metrics.json"
+    lines = (d / row["reproduced"]["file"]).read_text().splitlines()
+    assert '"accuracy": 0.8' in lines[row["reproduced"]["line"] - 1]
+    assert row["delta"] == 80.0 - 81.2 or abs(row["delta"] - (80.0 - 81.2)) < 1e-9
+    assert "#page=1" in html and f'{row["reproduced"]["file"]}:{row["reproduced"]["line"]}' in html
+    # before/after, deviations, curves (a real PNG), cost, environment
+    assert data["before_after"][0]["before"] == 0.5 and data["before_after"][0]["after"] == 0.8
+    assert "scaled-down run" in html
+    assert data["curves"]["loss"]["lora"] == [[0, 0.7], [5, 0.5], [10, 0.3]]
+    assert re.search(r'src="data:image/png;base64,iVBOR', html)
+    assert data["cost"]["sandbox_s"] == 8.0 and data["cost"]["smoke_s"] == 4.0
+    assert data["cost"]["judge_tokens"] == 1100
+    assert data["cost"]["dollars"] == 0.0 and "local model" in data["cost"]["price_note"]  # embedded: free
+    assert data["environment"]["python"] and "torch" in data["environment"]
+    # the rubric: collapsible, every leaf with a verdict and its evidence
+    assert html.count('<details class="leaf"') == 4
+    ev = data["evidence"]["leaf-lora"][0]
+    assert (ev["file"], ev["start"], ev["end"], ev["kind"]) == ("submission/train.py", 10, 11, "cited")
+    assert "lora_r = 8" in ev["excerpt"]
+    assert data["evidence"]["leaf-acc"][0]["file"] == "reproduction/results/lora/metrics.json"
+
+
+def test_cited_forms_and_unknown_files(tmp_path, fx):
+    d = fx.finished_run(tmp_path)
+    files = evidence_files(d)
+    assert "logs/embedded-llm.log" not in files
+    got = [(e["file"], e["start"], e["end"]) for e in cited(
+        "see train.py line 3 and reproduce.sh#L2, also nothere.py:4 and train.py:9999", None, files)]
+    assert got == [("submission/train.py", 3, 3), ("submission/reproduce.sh", 2, 2),
+                   ("submission/train.py", 13, 13)]  # clamped to the file's last line
+    meta = {"citations": [{"file": "train.py", "lines": [9, 10]}]}
+    assert cited("", meta, files)[0]["start"] == 9
+
+
+def test_matched_points_at_code_for_code_criteria(tmp_path, fx):
+    d = fx.finished_run(tmp_path)
+    m = matched("Code fixes the random seed 42", "Code Development", evidence_files(d))
+    assert m and m[0]["file"] == "submission/train.py" and m[0]["kind"] == "matched"
+    assert "SEED = 42" in m[0]["excerpt"]
+    assert matched("zzz qqq", "Code Development", evidence_files(d)) == []
+
+
+def test_json_key_line(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"before": {"accuracy": 0.1}, "after": {"accuracy": 0.9}}, indent=2))
+    assert p.read_text().splitlines()[json_key_line(p, "after.accuracy") - 1].strip() == '"accuracy": 0.9'
+    assert json_key_line(p, "after.f1") is None
+
+
+def test_failed_run_without_grade_still_renders(tmp_path, fx):
+    from graders.report import write_report
+
+    data = {"run_id": "x", "status": "failed", "stop_reason": "SandboxError: no docker", "verdict": "Not graded",
+            "warnings": [], "paper": {"title": "T", "link": "file:///p.pdf", "source": "p.pdf"},
+            "models": {"agent": "a", "judge": "j"}, "comparison": [], "before_after": [], "deviations": [],
+            "grade": None, "graded_tree": None, "cost": {}, "environment": {}}
+    write_report(data, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "SandboxError: no docker" in html and "Not graded." in html
+
+
+def test_dollars_for_priced_and_unknown_models(tmp_path, monkeypatch):
+    from agent.config import ModelConfig, RunConfig
+    from agent.nodes.report import cost_summary
+
+    monkeypatch.delenv("REPRO_PRICE_PER_MTOK", raising=False)
+    api = ModelConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:1/v1")
+    cfg = RunConfig(run_id="r", runs_dir=tmp_path, paper_path=tmp_path / "p.pdf", agent_model=api, judge_model=api)
+    u = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
+    c = cost_summary(u, u, {"agent": "gpt-4o-mini", "judge": "gpt-4o-mini"}, cfg, {}, None)
+    assert c["dollars"] == 2 * (0.15 + 0.60)
+    c = cost_summary(u, u, {"agent": "mystery", "judge": "gpt-4o-mini"}, cfg, {}, None)
+    assert c["dollars"] is None  # no guess for an unknown price
