@@ -1,10 +1,12 @@
+"""Fixtures shared by the grader tests (unit and hostile): test doubles and PaperBench data."""
 import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "graders"
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures" / "graders"
 
 
 def _load_doubles():
@@ -27,7 +29,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def paperbench_dir() -> Path:
     """The full PaperBench data (23 rubrics, 5 graded trees); tests needing all of it skip without it."""
-    for cand in (os.environ.get("REPRO_PAPERBENCH_DIR"), "/work/shared/paperbench"):
+    for cand in (os.environ.get("REPRO_PAPERBENCH_DIR"), TESTS.parent.parent / "shared" / "paperbench"):
         if cand and (Path(cand) / "rubrics").is_dir():
             return Path(cand)
     pytest.skip("full PaperBench data not found (set REPRO_PAPERBENCH_DIR)")
