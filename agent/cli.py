@@ -90,6 +90,10 @@ def run(
     max_wall: float = typer.Option(4 * 3600, help="wall-time budget in seconds"),
     runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"),
     resume: Optional[str] = typer.Option(None, help="resume this run id"),
+    review: bool = typer.Option(False, "--review", help="pause for a human after the plan and after the code"),
+    max_dollars: Optional[float] = typer.Option(None, help="agent model spend limit in US dollars"),
+    max_sandbox: float = typer.Option(3 * 3600, help="sandbox-time budget in seconds"),
+    max_debug: int = typer.Option(2, help="debug iterations after a failed smoke run"),
 ) -> None:
     """Replicate a paper: ingest → plan → implement → execute/debug → reproduce → grade → report."""
     if resume:
@@ -108,7 +112,9 @@ def run(
                         rubric_path=rubric.resolve() if rubric else None, password=password,
                         agent_model=agent_mc, judge_model=judge_mc, sandbox_backend=sandbox,
                         train_limit=train_limit, epochs=epochs,
-                        budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall))
+                        budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall, max_dollars=max_dollars,
+                                        max_sandbox_s=max_sandbox, max_debug_iterations=max_debug),
+                        review=review)
     console.print(f"run [bold]{cfg.run_id}[/] → {cfg.run_dir}")
     try:
         state = execute_run(cfg, resume=bool(resume), progress=_progress)
@@ -120,12 +126,79 @@ def run(
     _finish(state, cfg)
 
 
+def _finish(state: dict, cfg: RunConfig, _done=_finish) -> None:
+    if state.get("status") == "paused":
+        p = state.get("review_pending") or {}
+        console.print(f"[yellow]paused for a {p.get('stage')} review (round {p.get('round')})[/]: "
+                      f"repro review {cfg.run_id} --runs-dir {cfg.runs_dir}")
+        return
+    _done(state, cfg)
+
+
+@app.command("review")
+def review_cmd(
+    run_id: str,
+    runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"),
+    approve: bool = typer.Option(False, "--approve", help="approve and resume"),
+    feedback: Optional[str] = typer.Option(None, help="written feedback: the agent re-plans / revises the code"),
+    edit_plan: Optional[Path] = typer.Option(None, help="a JSON file with the edited plan (plan stage)"),
+    edit_file: list[str] = typer.Option([], help="REL=PATH: replace submission file REL with PATH (code stage)"),
+    show: bool = typer.Option(False, "--show", help="only show what waits for review"),
+) -> None:
+    """Show a paused run's plan, files and diff since the last pause; approve / edit / give feedback; resume."""
+    from agent import review_store
+
+    cfg = load_run_config(run_id, runs_dir)
+    pending = review_store.read_pending(cfg.run_dir)
+    if pending is None:
+        console.print(f"[red]error:[/] run {run_id} is not waiting for a review")
+        raise typer.Exit(2)
+    plan = pending.get("plan") or {}
+    console.print(f"[bold]{pending['stage']} review, round {pending.get('round')}[/] — run {run_id}")
+    console.print("experiments: " + ", ".join(e["method"] for e in plan.get("experiments", [])))
+    for d in plan.get("deviations", []):
+        console.print(f"  deviation: {d['what']}: paper {d['paper']} → ours {d['ours']} ({d['reason']})")
+    if pending.get("files"):
+        console.print("files: " + ", ".join(pending["files"]))
+    typer.echo(pending.get("diff") or "(no changes since the last pause)")
+    if show:
+        return
+    if edit_plan is not None:
+        decision = {"stage": "plan", "action": "edit", "plan": json.loads(edit_plan.read_text())}
+    elif edit_file:
+        files = {}
+        for item in edit_file:
+            rel, _, path = item.partition("=")
+            files[rel] = Path(path).read_text()
+        decision = {"stage": "code", "action": "edit", "files": files}
+    elif feedback:
+        decision = {"stage": pending["stage"], "action": "feedback", "text": feedback}
+    elif approve:
+        decision = {"stage": pending["stage"], "action": "approve"}
+    else:
+        answer = typer.prompt("approve / feedback", default="approve")
+        decision = ({"stage": pending["stage"], "action": "approve"} if answer.strip().lower() in ("a", "approve")
+                    else {"stage": pending["stage"], "action": "feedback", "text": answer})
+    try:
+        review_store.write_decision(cfg.run_dir, decision)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    try:
+        state = execute_run(cfg, resume=True, progress=_progress)
+    except RunFailed as exc:
+        console.print(f"[red]run failed:[/] {exc}")
+        raise typer.Exit(1)
+    _finish(state, cfg)
+
+
 @app.command()
 def demo(runs_dir: Path = typer.Option(Path("runs")), train_limit: Optional[int] = typer.Option(None)) -> None:
     """Replicate the bundled demo paper offline on the embedded defaults."""
     run(paper=DEMO_PAPER, rubric=None, model=None, base_url=None, judge_model=None, judge_base_url=None,
         password=None, sandbox="docker", train_limit=train_limit, epochs=None, max_tokens=2_000_000,
-        max_wall=4 * 3600, runs_dir=runs_dir, resume=None)
+        max_wall=4 * 3600, runs_dir=runs_dir, resume=None, review=False, max_dollars=None, max_sandbox=3 * 3600,
+        max_debug=2)
 
 
 @app.command()

@@ -28,17 +28,61 @@ class ModelConfig(BaseModel):
         return not self.base_url and not self.model
 
 
+class Price(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_per_mtok: float
+    """US dollars per million prompt tokens."""
+    output_per_mtok: float
+    """US dollars per million completion tokens."""
+
+
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4o-mini": Price(input_per_mtok=0.15, output_per_mtok=0.60),
+    "gpt-4o": Price(input_per_mtok=2.50, output_per_mtok=10.00),
+    "gpt-4.1": Price(input_per_mtok=2.00, output_per_mtok=8.00),
+    "gpt-4.1-mini": Price(input_per_mtok=0.40, output_per_mtok=1.60),
+    "smollm2-135m-instruct": Price(input_per_mtok=0.0, output_per_mtok=0.0),
+    "scripted": Price(input_per_mtok=0.0, output_per_mtok=0.0),
+}
+
+
 class Budgets(BaseModel):
+    """Limits checked by the graph's routers between nodes; exceeding one stops the run cleanly
+    (status "stopped", a partial report whose stop_reason names the budget)."""
+
     model_config = ConfigDict(frozen=True)
 
     max_model_tokens: int = 2_000_000
     """Prompt + completion tokens across all agent calls (the judge is budgeted separately)."""
+    max_dollars: float | None = None
+    """Agent model spend in US dollars, from ``prices``; None = no dollar limit."""
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    """Price table by model name (exact match, then the longest prefix match)."""
+    unknown_price: Price = Price(input_per_mtok=5.0, output_per_mtok=15.0)
+    """Used for a model missing from ``prices`` (deliberately not zero: an unknown model is not free)."""
     max_wall_s: float = 4 * 3600
-    """Wall time for the whole run, checked between nodes."""
+    """Wall time for the whole run, checked between nodes (and capping each sandbox command)."""
+    max_sandbox_s: float = 3 * 3600
+    """Seconds spent in sandbox commands (smoke runs + the reproduction), summed."""
     max_debug_iterations: int = 2
     """Edit-and-retry rounds after a failed execution."""
     max_reasks: int = 2
     """Re-asks after a malformed model output before falling back (and saying so)."""
+    max_review_rounds: int = 5
+    """Reviewer feedback rounds per stage before the gate stops asking and goes on."""
+
+    def price(self, model: str) -> Price:
+        if model in self.prices:
+            return self.prices[model]
+        for name in sorted(self.prices, key=len, reverse=True):
+            if model.startswith(name):
+                return self.prices[name]
+        return self.unknown_price
+
+    def dollars(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        p = self.price(model)
+        return (prompt_tokens * p.input_per_mtok + completion_tokens * p.output_per_mtok) / 1e6
 
 
 class RunConfig(BaseModel):
@@ -61,6 +105,8 @@ class RunConfig(BaseModel):
     epochs: int | None = None
     """Override the planned number of epochs (recorded as a deviation)."""
     budgets: Budgets = Budgets()
+    review: bool = False
+    """Pause for a human after the plan and after the code (``repro run --review``)."""
 
     @property
     def run_dir(self) -> Path:

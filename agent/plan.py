@@ -5,11 +5,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Method = Literal["full", "head", "lora"]
+Method = Literal["full", "head", "lora", "qlora", "sft", "dpo"]
 METHOD_LABELS = {
     "full": "Full fine-tuning",
     "head": "Classifier head only (transfer learning)",
     "lora": "LoRA",
+    "qlora": "QLoRA (4-bit base + LoRA)",
+    "sft": "Causal-LM fine-tuning (self-supervised)",
+    "dpo": "Preference tuning (DPO)",
 }
 
 
@@ -41,7 +44,8 @@ class Deviation(BaseModel):
 class Hyper(BaseModel):
     epochs: int = 1
     batch_size: int = 32
-    learning_rate: dict[str, float] = Field(default_factory=lambda: {"full": 5e-5, "head": 2e-3, "lora": 1e-3})
+    learning_rate: dict[str, float] = Field(default_factory=lambda: {
+        "full": 5e-5, "head": 2e-3, "lora": 1e-3, "qlora": 1e-3, "sft": 5e-5, "dpo": 5e-4})
     lora_r: int = 8
     lora_alpha: int = 16
     max_length: int = 64
@@ -57,6 +61,9 @@ class Plan(BaseModel):
     model: str = "all-MiniLM-L6-v2"
     dataset: str = "movieReviewSnippets_GroundTruth.txt"
     recipe: str = "sequence-classification"
+    """Informational: the recipe family of the first experiment (each experiment's method picks its recipe)."""
+    causal_model: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    """Model file/dir (under $REPRO_MODELS) for the causal-LM recipes (sft, dpo)."""
     experiments: list[Experiment]
     hyper: Hyper = Hyper()
     deviations: list[Deviation] = Field(default_factory=list)

@@ -1,119 +1,177 @@
-"""Human review of a paused run, kept as two small JSON files in the run directory.
+"""The review gate's files: how a person (CLI or web UI) answers a paused run.
 
-The graph (or whatever pauses it) writes a *request*; a person answers with a *decision*
-through `repro review` or the web UI (`repro serve`); the graph reads the decision when it
-resumes and archives both. Files, not a database, so every tool — CLI, web, a LangGraph
-interrupt handler — shares one plain contract and a crash loses nothing:
+Layout under ``runs/<id>/review/``:
 
-    runs/<id>/review/request.json   {"id", "stage", "summary", "details", "requested_at"}
-    runs/<id>/review/decision.json  {"request_id", "action": "approve"|"feedback",
-                                     "feedback", "who", "at"}
-    runs/<id>/review/history/<n>.json  a consumed {"request", "decision"} pair
+* ``pending.json``  written by the runner when the graph pauses (LangGraph ``interrupt``):
+  ``{"stage": "plan"|"code", "round": n, "plan": {...}, "files": [...], "diff": "...", "at": t}``
+* ``decision.json`` written by the reviewer (``repro review`` or the web UI), read once on resume:
+  ``{"stage": ..., "action": "approve"}``
+  ``{"stage": "plan", "action": "edit", "plan": {<agent.plan.Plan fields>}}``
+  ``{"stage": "code", "action": "edit", "files": {"train.py": "<new content>"}}``
+  ``{"stage": ..., "action": "feedback", "text": "use 3 epochs"}``  (the agent re-plans / revises)
+* ``history/NNN-<stage>.json`` every consumed decision, in order; ``snapshot/`` the submission
+  at the last pause (what ``diff`` is computed against).
 
-A run is *paused for review* while request.json exists and no decision answers it.
+All writes are atomic (temp file + rename). Writing a decision does not resume the run:
+call ``agent.runner.execute_run(cfg, resume=True)`` (``repro review`` does) afterwards.
 """
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import secrets
 import tempfile
-from datetime import datetime, timezone
+import time
 from pathlib import Path
+from typing import Literal
 
-ACTIONS = ("approve", "feedback")
-MAX_FEEDBACK_CHARS = 20_000
+from pydantic import BaseModel, model_validator
+
+Stage = Literal["plan", "code"]
+Action = Literal["approve", "edit", "feedback"]
 
 
-class ReviewError(ValueError):
-    """A review action that cannot be taken (no pending request, empty feedback...)."""
+class ReviewDecision(BaseModel):
+    stage: Stage
+    action: Action
+    plan: dict | None = None
+    files: dict[str, str] | None = None
+    text: str | None = None
+    round: int | None = None
+    """Which pause this answers (copied from pending.json); a stale decision is never applied."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> "ReviewDecision":
+        if self.action == "feedback" and not (self.text or "").strip():
+            raise ValueError("feedback needs a non-empty text")
+        if self.action == "edit" and self.stage == "plan" and not self.plan:
+            raise ValueError("editing the plan needs the edited plan")
+        if self.action == "edit" and self.stage == "code" and not self.files:
+            raise ValueError("editing the code needs the edited files")
+        if self.files:
+            for rel in self.files:
+                if rel.startswith("/") or ".." in Path(rel).parts:
+                    raise ValueError(f"file path must stay inside the submission: {rel!r}")
+        return self
 
 
-def _dir(run_dir: Path) -> Path:
+def review_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "review"
 
 
 def _write(path: Path, obj: dict) -> None:
-    # temp file + rename: a reader never sees half a decision.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
+        json.dump(obj, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+class ReviewError(ValueError):
+    """A decision that does not fit the pause (none pending, wrong stage, empty feedback, answered)."""
 
 
-def default_reviewer() -> str:
-    return os.environ.get("REPRO_REVIEWER") or getpass.getuser()
+def write_pending(run_dir: Path, pending: dict) -> dict:
+    """Open a pause (the runner does this). A new pause makes any older decision stale."""
+    import uuid
 
-
-def request_review(run_dir: Path, *, stage: str, summary: str, details: dict | None = None) -> dict:
-    """Pause point: ask a person to look at ``stage`` (e.g. "plan"). Replaces any old request."""
-    req = {"id": secrets.token_hex(6), "stage": stage, "summary": summary, "details": details or {},
-           "requested_at": now_iso()}
-    decision = _dir(run_dir) / "decision.json"
-    if decision.exists():
-        decision.unlink()  # a decision answers one request only
-    _write(_dir(run_dir) / "request.json", req)
+    req = {**pending, "id": pending.get("id") or uuid.uuid4().hex[:12], "at": time.time()}
+    _write(review_dir(run_dir) / "pending.json", req)
     return req
 
 
-def read_request(run_dir: Path) -> dict | None:
-    return _read(_dir(run_dir) / "request.json")
+def read_pending(run_dir: Path) -> dict | None:
+    """What the paused run waits for (answered or not), or None when it is not paused for review."""
+    return _read(review_dir(run_dir) / "pending.json")
+
+
+read_request = read_pending
+
+
+def write_decision(run_dir: Path, decision: dict | ReviewDecision) -> ReviewDecision:
+    """Validate and store the reviewer's answer. Raises ValueError when it does not fit the pause."""
+    try:
+        d = decision if isinstance(decision, ReviewDecision) else ReviewDecision.model_validate(decision)
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from exc
+    pending = read_pending(run_dir)
+    if pending is None:
+        raise ReviewError("the run is not waiting for a review")
+    if pending.get("stage") != d.stage:
+        raise ReviewError(f"the run waits for a {pending.get('stage')} review, not {d.stage}")
+    if read_decision(run_dir) is not None:
+        raise ReviewError("this pause was already answered")
+    d = d.model_copy(update={"round": pending.get("round")})
+    extra = {k: v for k, v in (decision if isinstance(decision, dict) else {}).items() if k == "who"}
+    out = {**d.model_dump(exclude_none=True), **extra, "request_id": pending.get("id"), "at": time.time()}
+    if d.text:
+        out["feedback"] = d.text
+    _write(review_dir(run_dir) / "decision.json", out)
+    return d
 
 
 def read_decision(run_dir: Path) -> dict | None:
-    """The decision answering the current request, or None."""
-    req, dec = read_request(run_dir), _read(_dir(run_dir) / "decision.json")
-    if not req or not dec or dec.get("request_id") != req.get("id"):
+    """The answer to the *current* pause; None if unanswered (a decision for an older pause is stale)."""
+    d = _read(review_dir(run_dir) / "decision.json")
+    pending = read_pending(run_dir)
+    if d is None or pending is None or d.get("request_id") not in (None, pending.get("id")):
         return None
-    return dec
+    return d
+
+
+def consume(run_dir: Path) -> dict | None:
+    """After the run resumed with the decision: archive {request, decision} and clear the pause."""
+    rdir = review_dir(run_dir)
+    decision, pending = read_decision(run_dir), read_pending(run_dir)
+    if decision is None:
+        return None
+    n = len(list((rdir / "history").glob("*.json"))) if (rdir / "history").is_dir() else 0
+    _write(rdir / "history" / f"{n:03d}.json", {"request": pending, "decision": decision})
+    (rdir / "decision.json").unlink(missing_ok=True)
+    (rdir / "pending.json").unlink(missing_ok=True)
+    return decision
+
+
+# --- the web UI's vocabulary (same files) ---------------------------------------------------
+def request_review(run_dir: Path, *, stage: str, **fields) -> dict:
+    return write_pending(run_dir, {"stage": stage, **fields})
 
 
 def pending_review(run_dir: Path) -> dict | None:
-    """The request a person still has to answer, or None."""
-    req = read_request(run_dir)
-    return req if req and read_decision(run_dir) is None else None
+    """The open pause, or None when there is none or it is already answered."""
+    p = read_pending(run_dir)
+    return p if p is not None and read_decision(run_dir) is None else None
 
 
-def record_decision(run_dir: Path, action: str, feedback: str = "", who: str | None = None) -> dict:
-    """Answer the pending request. ``feedback`` is required with action "feedback"."""
-    if action not in ACTIONS:
-        raise ReviewError(f"unknown review action {action!r}; expected one of {', '.join(ACTIONS)}")
-    feedback = (feedback or "").strip()
-    if action == "feedback" and not feedback:
-        raise ReviewError("feedback is empty: write what the agent should change")
-    if len(feedback) > MAX_FEEDBACK_CHARS:
-        raise ReviewError(f"feedback is longer than {MAX_FEEDBACK_CHARS} characters")
-    req = pending_review(run_dir)
-    if req is None:
-        raise ReviewError("this run is not waiting for a review (no pending request, or already answered)")
-    dec = {"request_id": req["id"], "action": action, "feedback": feedback,
-           "who": (who or "").strip() or default_reviewer(), "at": now_iso()}
-    _write(_dir(run_dir) / "decision.json", dec)
-    return dec
+def record_decision(run_dir: Path, action: str, text: str | None = None, who: str | None = None, *,
+                    plan: dict | None = None, files: dict[str, str] | None = None) -> dict:
+    if action not in ("approve", "edit", "feedback"):
+        raise ReviewError(f"unknown action {action!r} (approve / edit / feedback)")
+    if action == "feedback" and not (text or "").strip():
+        raise ReviewError("feedback is empty: write what should change")
+    p = read_pending(run_dir)
+    if p is None:
+        raise ReviewError("the run is not waiting for a review")
+    d = {"stage": p.get("stage"), "action": action, "text": (text or None) if action == "feedback" else None,
+         "plan": plan, "files": files, "who": who}
+    write_decision(run_dir, {k: v for k, v in d.items() if v is not None})
+    return _read(review_dir(run_dir) / "decision.json")
 
 
-def consume_decision(run_dir: Path) -> dict | None:
-    """For the resuming graph: return the decision and archive the request/decision pair."""
-    dec = read_decision(run_dir)
-    if dec is None:
-        return None
-    d = _dir(run_dir)
-    hist = d / "history"
-    n = len(list(hist.glob("*.json"))) if hist.exists() else 0
-    _write(hist / f"{n:03d}.json", {"request": read_request(run_dir), "decision": dec})
-    (d / "decision.json").unlink()
-    (d / "request.json").unlink()
-    return dec
+consume_decision = consume
+
+
+def default_reviewer() -> str:
+    """Who a decision is attributed to when nobody says: $REPRO_REVIEWER, else the login name."""
+    import getpass
+    import os
+
+    try:
+        return os.environ.get("REPRO_REVIEWER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "reviewer"

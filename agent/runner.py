@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
 
 from agent.config import ModelConfig, RunConfig
 from agent.context import RunContext
 from agent.graph import compile_graph
 from agent.llm import EmbeddedServer, ModelError, OpenAIChatModel
-from agent.nodes.common import write_json
+from agent.nodes.common import write_atomic, write_json
 from agent.nodes.report import build_report_data
+from agent import review_store
 from graders.judge import JudgeTransportError
 from graders.report import write_report
 from graders.rubric import RubricError
@@ -51,7 +53,17 @@ def load_run_config(run_id: str, runs_dir: Path) -> RunConfig:
 
 @contextlib.contextmanager
 def open_models(cfg: RunConfig):
-    """Yield (agent_model, judge_model); an embedded server lives exactly as long as the run."""
+    """Yield (agent_model, judge_model); an embedded server lives exactly as long as the run.
+
+    ``$REPRO_SCRIPTED_MODEL`` (a JSON rule file, agent.scripted) replaces both: child-process
+    tests (kill and resume) use it, since a test cannot hand a model object to a subprocess.
+    """
+    from agent.scripted import from_env
+
+    scripted = from_env()
+    if scripted is not None:
+        yield scripted, scripted
+        return
     server: EmbeddedServer | None = None
 
     def make(mc: ModelConfig):
@@ -110,20 +122,38 @@ def execute_run(
     graph = compile_graph(checkpointer=saver)
     thread = {"configurable": {"thread_id": cfg.run_id}, "recursion_limit": 60}
     models_cm = contextlib.nullcontext((model, judge_model or model)) if model is not None else open_models(cfg)
+    progress = _hang_hook(progress or (lambda *a, **k: None), cfg)
     try:
         with models_cm as (agent_model, judge):
             ctx = RunContext(config=cfg, model=agent_model, judge_model=judge,
                              sandbox_factory=factory or sandbox_factory(cfg),
-                             progress=progress or (lambda *a, **k: None))
+                             progress=progress)
             snapshot = graph.get_state(thread)
-            if resume and snapshot.values and not snapshot.next:
+            if resume and snapshot.values and not snapshot.next and not snapshot.tasks:
                 return snapshot.values  # already finished
-            start = None if (resume and snapshot.values) else {
+            start: Any = None if (resume and snapshot.values) else {
                 "run_id": cfg.run_id, "status": "running", "started_at": time.time(), "node_log": [],
-                "debug_iterations": 0, "usage": {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "reasks": 0},
+                "debug_iterations": 0, "sandbox_s": 0.0,
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "reasks": 0},
             }
+            waiting = _interrupt(snapshot) if start is None else None
+            if waiting is not None:  # paused for review: resume only with the reviewer's decision
+                decision = review_store.read_decision(cfg.run_dir)
+                if decision is None or (decision.get("stage"), decision.get("round", waiting.get("round"))) != \
+                        (waiting["stage"], waiting.get("round")):
+                    return _pause(cfg, graph, thread, waiting)
+                start = Command(resume=decision)
             try:
-                return graph.invoke(start, thread, context=ctx)
+                # durability="sync": each step's checkpoint is on disk before the next step starts,
+                # so a SIGKILL anywhere loses at most the node that was running (C01/C03).
+                values = graph.invoke(start, thread, context=ctx, durability="sync")
+                if waiting is not None:
+                    review_store.consume(cfg.run_dir)
+                snapshot = graph.get_state(thread)
+                pending = _interrupt(snapshot)
+                if pending is not None:
+                    return _pause(cfg, graph, thread, pending)
+                return values
             except (PaperError, ModelError, SandboxError, JudgeTransportError, RubricError, FileNotFoundError) as exc:
                 _fail(cfg, graph, thread, exc, agent_model, judge)
                 raise RunFailed(f"{type(exc).__name__}: {exc}", cfg.run_id) from exc
@@ -132,6 +162,75 @@ def execute_run(
         raise RunFailed(f"ModelError: {exc}", cfg.run_id) from exc
     finally:
         saver.conn.close()
+
+
+HANG_ENV = "REPRO_TEST_HANG_AT"
+
+
+def _hang_hook(progress: Callable[..., None], cfg: RunConfig) -> Callable[..., None]:
+    """Test hook for the kill-and-resume harness: ``REPRO_TEST_HANG_AT=node:execute`` (or
+    ``grade:partial``: after some judge groups, not all) makes this process write ``<run_dir>/hang.marker``
+    and sleep at that point, so a parent can SIGKILL it exactly there. Unset: a no-op."""
+    import os
+
+    spot = os.environ.get(HANG_ENV)
+    if not spot:
+        return progress
+
+    def hooked(event: str, **data: Any) -> None:
+        progress(event, **data)
+        here = f"node:{data.get('name')}" if event == "node" else ""
+        if event == "grade" and 0 < data.get("done", 0) < data.get("total", 0):
+            here = "grade:partial"  # some judge groups graded (and cached), some not
+        if here == spot:
+            write_atomic(cfg.run_dir / "hang.marker", str(os.getpid()))
+            time.sleep(3600)
+
+    return hooked
+
+
+def _interrupt(snapshot) -> dict | None:
+    """The review payload the graph is paused on, if any."""
+    for task in getattr(snapshot, "tasks", ()) or ():
+        for intr in getattr(task, "interrupts", ()) or ():
+            return dict(intr.value)
+    return None
+
+
+def _pause(cfg: RunConfig, graph, thread, waiting: dict) -> dict:
+    """Write review/pending.json (plan, files, diff since the last pause) and return paused values."""
+    values = dict(graph.get_state(thread).values or {})
+    old = review_store.read_pending(cfg.run_dir)
+    if old is not None and (old.get("stage"), old.get("round")) == (waiting["stage"], waiting.get("round")):
+        values.update(status="paused", review_pending=old)  # the same pause, asked again
+        return values
+    sub = cfg.run_dir / "submission"
+    rdir = review_store.review_dir(cfg.run_dir)
+    files = {rel: (sub / rel).read_text() for rel in sorted(values.get("files") or {}) if (sub / rel).is_file()}
+    plan_text = json.dumps(values.get("plan") or {}, indent=2, sort_keys=True)
+    current = {"plan.json": plan_text, **{f"submission/{k}": v for k, v in files.items()}}
+    snap = rdir / "snapshot"
+    before = {str(p.relative_to(snap)): p.read_text() for p in snap.rglob("*") if p.is_file()} if snap.is_dir() else {}
+    diff = _diff(before, current)
+    for rel, text in current.items():
+        write_atomic(snap / rel, text)
+    pending = {**waiting, "plan": values.get("plan"), "files": sorted(files), "diff": diff,
+               "resume": f"repro review {cfg.run_id}"}
+    review_store.write_pending(cfg.run_dir, pending)
+    values.update(status="paused", review_pending=pending)
+    return values
+
+
+def _diff(before: dict[str, str], after: dict[str, str]) -> str:
+    import difflib
+
+    out: list[str] = []
+    for rel in sorted(set(before) | set(after)):
+        a, b = before.get(rel, ""), after.get(rel, "")
+        if a != b:
+            out += difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                        fromfile=f"a/{rel}" if rel in before else "/dev/null", tofile=f"b/{rel}")
+    return "".join(out)
 
 
 def _fail(cfg: RunConfig, graph, thread, exc: Exception, agent_model, judge) -> None:

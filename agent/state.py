@@ -19,4 +19,6 @@ class RunState(TypedDict, total=False):
     grade: dict[str, Any]  # score, coverage, judge model, rubric source
     report: dict[str, str]  # format -> path
     usage: dict[str, int]  # prompt_tokens, completion_tokens, calls, reasks
+    sandbox_s: float  # seconds spent in sandbox commands (budgeted)
+    review: dict[str, Any]  # review gate: stage, round, last action, next hop, feedback, history
     node_log: list[str]  # nodes completed, in order (for resume tests and the report)

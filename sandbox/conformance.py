@@ -176,7 +176,7 @@ def _(h: Harness) -> None:
     assert r.stdout.startswith("a\ufffd\ufffdb\r") and "red" in r.stdout
 
 
-@check("exec_oom_classified", exceptions={"fake": SCRIPTED, "local": NO_CGROUP})
+@check("exec_oom_classified", exceptions={"fake": SCRIPTED, "local": NO_CGROUP, "local-bwrap": NO_CGROUP})
 def _(h: Harness) -> None:
     sb = h.make(policy=SandboxPolicy(mem_limit="256m"))
     try:

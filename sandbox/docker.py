@@ -22,7 +22,6 @@ import re
 import select
 import shutil
 import socket
-import struct
 import tempfile
 import threading
 import time
@@ -71,13 +70,33 @@ def client() -> docker.DockerClient:
             return _client
         try:
             c = docker.from_env(timeout=300)
+            # requests would otherwise consult proxy variables and ~/.netrc on every API call:
+            # slower, and the user's netrc credentials have no business near the engine
+            c.api.trust_env = False
             c.ping()
         except DockerException as e:
-            raise SandboxUnavailable(
-                f"no Docker engine answers on {docker_host()}: install docker.io and start dockerd ({e})"
-            ) from e
+            raise SandboxUnavailable(explain_engine_error(docker_host(), e)) from e
         _client = c
         return c
+
+
+def explain_engine_error(host: str, error: BaseException | str = "") -> str:
+    """Why no engine answers, in plain words with the fix (the raw error last, for reports)."""
+    detail = f" (detail: {str(error)[:300]})" if str(error) else ""
+    if host.startswith("unix://"):
+        path = host[len("unix://"):]
+        if not os.path.exists(path):
+            return (f"Docker is not running on this machine: there is no Docker socket at {path}. Install Docker "
+                    "(apt-get install docker.io) and start it (systemctl start docker, or run dockerd), or set "
+                    "DOCKER_HOST to an engine that runs. Until then only `--sandbox local` works, and only for "
+                    f"trusted code.{detail}")
+        if not os.access(path, os.R_OK | os.W_OK):
+            return (f"Docker runs, but this user may not use its socket {path}: add the user to the docker group "
+                    f"(usermod -aG docker $USER, then log in again) or run as a user who may.{detail}")
+        return (f"The Docker socket {path} exists but no engine answers on it: the Docker daemon has stopped or "
+                f"hangs; restart it (systemctl restart docker) and look at its log.{detail}")
+    return (f"No Docker engine answers at DOCKER_HOST={host}: check that the address is right and that the engine "
+            f"there runs and accepts this client.{detail}")
 
 
 def engine_info() -> dict[str, Any]:
@@ -149,25 +168,35 @@ def default_image() -> str:
 
 
 # --- reaping ------------------------------------------------------------------------------
-def reap(run_id: str | None = None, *, now: float | None = None) -> dict[str, int]:
-    """Remove our containers and volumes: all of ``run_id``'s, or (run_id=None) those whose
-    lifetime label has expired or whose container has stopped. Returns counts removed."""
+_startup_reaped = False
+
+
+def reap(run_id: str | None = None, *, now: float | None = None, min_age_s: float = 60.0) -> dict[str, int]:
+    """Remove our leftovers; returns counts removed.
+
+    With ``run_id`` (on resume): every container and volume of that run. Without (at
+    start-up): containers whose lifetime label has expired or that have stopped, containers
+    created but never started for more than ``min_age_s``, and workspace volumes that no
+    container uses and are older than ``min_age_s``. Ages use the wall clock, not ``now``,
+    so a sandbox another process is creating at this moment is never taken.
+    """
     c = client()
     now = time.time() if now is None else now
     flt = {"label": [f"{LABEL_RUN_ID}={check_run_id(run_id)}"]} if run_id else {"label": [f"{LABEL_KIND}=sandbox"]}
     removed = {"containers": 0, "volumes": 0}
     for ct in c.containers.list(all=True, filters=flt, ignore_removed=True):
-        labels = ct.labels or {}
-        expired = _expired(labels, now) or ct.status in ("exited", "dead", "created")
-        if run_id or expired:
+        if run_id or _stale_container(ct, now, min_age_s):
             try:
                 ct.remove(force=True, v=True)
                 removed["containers"] += 1
             except NotFound:
                 pass
+            except APIError:  # removal already in progress elsewhere
+                continue
+            removed["volumes"] += _remove_volume(c, ct.name)  # the workspace volume shares its name
     for vol in c.volumes.list(filters=flt):
         labels = vol.attrs.get("Labels") or {}
-        if run_id or _expired(labels, now) or _orphan_volume(c, vol, now):
+        if run_id or _expired(labels, now) or _orphan_volume(c, vol, min_age_s):
             try:
                 vol.remove(force=True)
                 removed["volumes"] += 1
@@ -178,19 +207,61 @@ def reap(run_id: str | None = None, *, now: float | None = None) -> dict[str, in
     return removed
 
 
-def _orphan_volume(c: docker.DockerClient, vol: Any, now: float, min_age_s: float = 60.0) -> bool:
+def _remove_volume(c: docker.DockerClient, name: str) -> int:
+    try:
+        vol = c.volumes.get(name)
+        if (vol.attrs.get("Labels") or {}).get(LABEL_KIND) != "sandbox":
+            return 0
+        vol.remove(force=True)
+        return 1
+    except (NotFound, APIError):
+        return 0
+
+
+def reap_at_startup() -> dict[str, int] | None:
+    """``reap()`` once per process, before the first sandbox; never fails the caller."""
+    global _startup_reaped
+    with _client_lock:
+        if _startup_reaped:
+            return None
+        _startup_reaped = True
+    try:
+        return reap()
+    except (DockerException, SandboxError):
+        return None
+
+
+def _stale_container(ct: Any, now: float, min_age_s: float) -> bool:
+    if _expired(ct.labels or {}, now) or ct.status in ("exited", "dead"):
+        return True
+    # "created" = between create and start in some process, or that process died there
+    return ct.status == "created" and time.time() - _iso_ts(ct.attrs.get("Created")) > min_age_s
+
+
+def _orphan_volume(c: docker.DockerClient, vol: Any, min_age_s: float) -> bool:
     """A workspace volume no container uses any more (its host process crashed), older than
     ``min_age_s`` (so a sandbox being created right now is left alone)."""
     try:
         if c.containers.list(all=True, filters={"volume": vol.name}, ignore_removed=True):
             return False
-        created = vol.attrs.get("CreatedAt") or ""
-        from datetime import datetime
-
-        ts = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() if created else 0.0
-        return now - ts > min_age_s
-    except (DockerException, ValueError):
+        return time.time() - _iso_ts(vol.attrs.get("CreatedAt")) > min_age_s
+    except DockerException:
         return False
+
+
+def _iso_ts(value: Any) -> float:
+    """Docker's timestamps (nanosecond ISO 8601) -> epoch seconds; unparseable -> now (= young)."""
+    from datetime import datetime
+
+    text = str(value or "").replace("Z", "+00:00")
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if not m:
+        return time.time()
+    frac = (m.group(2) or "")[:7]  # datetime takes at most microseconds
+    try:
+        return datetime.fromisoformat(m.group(1) + frac + m.group(3)).timestamp()
+    except ValueError:
+        return time.time()
 
 
 def _expired(labels: dict[str, str], now: float) -> bool:
@@ -233,6 +304,7 @@ class DockerSandbox:
         self.container = None
         self.volume = None
         c = client()
+        reap_at_startup()  # leftovers of crashed processes, once per process
         self._api = c.api
         self.runtime = self.policy.resolve_runtime(runtimes())  # RuntimeUnavailable in strict mode
         self.gpu = bool(gpu and gpu_available())
@@ -469,14 +541,34 @@ class DockerSandbox:
                 return info
             time.sleep(0.02)
 
-    def kill_all(self) -> None:
-        """SIGKILL every process of the sandbox user except PID 1 (the lifetime sleep)."""
+    def kill_all(self) -> bool:
+        """SIGKILL every process of the sandbox user except PID 1 (the lifetime sleep).
+
+        A fork bomb can hold the pids limit full, and then the killer exec itself cannot
+        start; so keep trying until ``docker top`` (host side, needs no fork inside) shows no
+        process of the sandbox user, for at most ``kill_grace_s``. Returns True when none is left.
+        """
+        end = time.monotonic() + max(self.policy.kill_grace_s, 1.0)
+        while True:
+            try:
+                ex = self._api.exec_create(self.container.id, ["kill", "-9", "-1"], user=self.policy.user,
+                                           stdin=False, tty=False)
+                self._api.exec_start(ex["Id"])
+            except DockerException:
+                pass
+            left = self._user_processes()
+            if left == 0 or left is None or time.monotonic() >= end:
+                return left == 0
+            time.sleep(0.05)
+
+    def _user_processes(self) -> int | None:
+        """How many processes of the sandbox user run in the container (None: cannot tell)."""
         try:
-            ex = self._api.exec_create(self.container.id, ["kill", "-9", "-1"], user=self.policy.user,
-                                       stdin=False, tty=False)
-            self._api.exec_start(ex["Id"])
-        except DockerException:
-            pass
+            top = self._api.top(self.container.id, ps_args="-o pid,uid")
+            col = [t.strip().upper() for t in top.get("Titles") or []].index("UID")
+            return sum(1 for row in top.get("Processes") or [] if row[col].strip() == str(self.policy.uid))
+        except (DockerException, ValueError, IndexError):
+            return None
 
     # --- files ------------------------------------------------------------------------------
     def write_file(self, path: str, data: str | bytes) -> None:

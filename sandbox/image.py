@@ -537,4 +537,5 @@ def build_dockerfile(gpu: bool = False, *, log: Callable[[str], None] = print) -
     with tempfile.TemporaryDirectory(prefix="repro-ctx-") as td:
         _, args = prepare_dockerfile_context(Path(td), gpu)
         dk.build_image_from_dockerfile(Path(td), tag, args, log=log)
+    dk.tag_image(tag, LATEST)  # what sandboxes use by default
     return tag

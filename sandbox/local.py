@@ -122,7 +122,9 @@ class LocalSandbox:
                 if p.exists():
                     for child in p.iterdir():
                         extra_ro.add(str(child.resolve()))
-            jail = [self.bwrap, "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL",
+            # own user/pid/net/ipc/uts namespaces; inside, the policy's non-root uid (as in Docker)
+            jail = [self.bwrap, "--die-with-parent", "--unshare-all", "--unshare-user", "--uid", str(self.policy.uid),
+                    "--gid", str(self.policy.gid), "--new-session", "--cap-drop", "ALL",
                     "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
             for d in ro + sorted(e for e in extra_ro if e and os.path.exists(e)):
                 jail += ["--ro-bind", d, d]

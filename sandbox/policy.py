@@ -33,7 +33,12 @@ LABEL_KIND = "repro.kind"  # "sandbox" (containers, volumes we own)
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+STRICT_RUNTIME_ENV = "REPRO_SANDBOX_STRICT_RUNTIME"
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def parse_size(value: str | int) -> int:
@@ -128,8 +133,10 @@ class SandboxPolicy(BaseModel):
     """Container lifetime: PID 1 is a bounded sleep, so no container outlives a crashed host."""
     runtime: str = "auto"
     """OCI runtime: "auto" = runsc (gVisor) when the engine has it, else the default; or a name."""
-    strict_runtime: bool = False
-    """Refuse to start unless runsc (gVisor) is available (no silent fallback to runc)."""
+    strict_runtime: bool = Field(default_factory=lambda: _env_flag(STRICT_RUNTIME_ENV))
+    """Refuse to start unless runsc (gVisor) is available (no silent fallback to runc).
+    Defaults to the ``REPRO_SANDBOX_STRICT_RUNTIME`` environment switch (1/true/yes/on), so a
+    user can demand gVisor for every container without touching any config file."""
     output_cap_bytes: int = Field(8192, ge=256)
     """Per stream (stdout, stderr): bytes kept for the caller, half head and half tail."""
     log_cap_bytes: int = Field(64 << 20, ge=4096)

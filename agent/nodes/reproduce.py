@@ -5,6 +5,7 @@ from langgraph.runtime import Runtime
 
 from agent.context import RunContext
 from agent.nodes.common import finished, write_json
+from agent.nodes.routes import remaining_sandbox_s
 from agent.state import RunState
 from graders.reproduce import reproduce as run_reproduction
 
@@ -17,7 +18,7 @@ def reproduce(state: RunState, runtime: Runtime[RunContext]) -> dict:
         cfg.run_dir / "submission",
         cfg.run_dir / "reproduction",
         ctx.sandbox_factory,
-        timeout=cfg.reproduce_timeout_s,
+        timeout=remaining_sandbox_s(state, runtime, cfg.reproduce_timeout_s),
         progress=lambda line: ctx.progress("log", line=line),
     )
     data = rep.to_dict()
@@ -25,4 +26,5 @@ def reproduce(state: RunState, runtime: Runtime[RunContext]) -> dict:
     for r in data["results"].values():
         r.pop("history", None)  # curves stay on disk; state holds only the numbers
     write_json(cfg.run_dir / "reproduction.json", rep.to_dict())
-    return {"reproduction": data, "node_log": finished(state, "reproduce")}
+    return {"reproduction": data, "sandbox_s": state.get("sandbox_s", 0.0) + float(data.get("duration_s") or 0.0),
+            "node_log": finished(state, "reproduce")}

@@ -1,5 +1,9 @@
-"""Fine-tuning recipes: tested code templates the agent fills (registered by name, peft style)."""
-from agent.recipes.base import Recipe, get_recipe, register, registry
-from agent.recipes import classification  # noqa: F401  (registers itself)
+"""Fine-tuning recipes: tested code templates the agent fills (registered by name, peft style).
 
-__all__ = ["Recipe", "get_recipe", "register", "registry"]
+One module per method: full, head (last layers / transfer learning), lora, qlora,
+sft (causal-LM fine-tuning, SmolLM2 from its GGUF file) and dpo (preference tuning).
+"""
+from agent.recipes.base import Recipe, fill_config, get_recipe, register, registry, render_submission
+from agent.recipes import full, head, lora, qlora, causal_lm, dpo  # noqa: F401,E402  (each registers itself)
+
+__all__ = ["Recipe", "fill_config", "get_recipe", "register", "registry", "render_submission"]

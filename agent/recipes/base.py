@@ -1,25 +1,83 @@
-"""Recipe base class: what a recipe must provide to turn a plan into a runnable submission."""
+"""Recipe base class and registry (peft style: one module per method, registered by name).
+
+A recipe turns a plan's experiment into code we have tested: a nanoGPT-style template whose
+``# REPRO-CONFIG-BEGIN/END`` block is filled from the plan. Several methods share a template
+(a *family*): full / head / LoRA / QLoRA share ``classify_train.py``; causal-LM SFT and DPO
+have their own. What a new recipe overrides:
+
+* ``name``          registry key, equal to ``Experiment.method``
+* ``family``        which training script it runs in (one script per family in the submission)
+* ``template``      file under ``agent/recipes/templates``
+* ``config(plan)``  the CONFIG block (every value is echoed into metrics.json)
+* ``deviations(plan, env)`` optional: substitutions this recipe must make here (e.g. QLoRA on CPU)
+* ``smoke_args``    optional: extra CLI args for the agent's quick smoke run
+"""
 from __future__ import annotations
 
+import pprint
+import re
 from abc import ABC, abstractmethod
+from importlib import resources
 
-from agent.plan import Plan
+from agent.plan import METHOD_LABELS, Deviation, Plan
 
 _REGISTRY: dict[str, "Recipe"] = {}
+_CONFIG_RE = re.compile(r"# REPRO-CONFIG-BEGIN.*?\n(.*?)# REPRO-CONFIG-END", re.S)
+
+
+def template_text(name: str) -> str:
+    return resources.files("agent.recipes").joinpath(f"templates/{name}").read_text()
+
+
+def fill_config(source: str, config: dict) -> str:
+    """Replace the template's CONFIG block; everything else stays the tested code."""
+    block = "CONFIG = " + pprint.pformat(config, sort_dicts=False, width=100) + "\n"
+    if not _CONFIG_RE.search(source):
+        raise ValueError("template has no REPRO-CONFIG block")
+    return _CONFIG_RE.sub(lambda m: m.group(0).replace(m.group(1), block), source, count=1)
 
 
 class Recipe(ABC):
-    #: registry name, referenced by Plan.recipe
+    #: registry name == Experiment.method
     name: str = ""
-    #: methods (Plan.experiments[].method) this recipe can run
-    methods: tuple[str, ...] = ()
+    #: recipes of one family share a training script
+    family: str = ""
+    #: template file under agent/recipes/templates
+    template: str = ""
+    #: what the metric file's headline metric is, and whether higher is better
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    @property
+    def label(self) -> str:
+        return METHOD_LABELS.get(self.name, self.name)
 
     @abstractmethod
-    def render(self, plan: Plan) -> dict[str, str]:
-        """Return the submission files: relative path -> content (train.py, reproduce.sh, README.md)."""
+    def config(self, plan: Plan) -> dict:
+        """The CONFIG block for this family's script, filled from the plan."""
+
+    def deviations(self, plan: Plan, env: dict | None = None) -> list[Deviation]:
+        """Substitutions this recipe makes in this environment (``env``: {"cuda": bool, ...})."""
+        return []
+
+    def script(self, plan: Plan) -> str:
+        """The training script's file name in the submission (train.py when only one family)."""
+        families = {get_recipe(e.method).family for e in plan.experiments}
+        return "train.py" if len(families) <= 1 else f"train_{self.family.replace('-', '_')}.py"
+
+    def command(self, plan: Plan, *, out: str, smoke: bool = False, smoke_limit: int = 64) -> str:
+        cmd = f'python {self.script(plan)} --method {self.name} --out "{out}"'
+        if smoke:
+            cmd += f" --epochs 1 --train-limit {smoke_limit}"
+        return cmd
+
+    def render_script(self, plan: Plan) -> str:
+        return fill_config(template_text(self.template), self.config(plan))
 
 
 def register(recipe: Recipe) -> Recipe:
+    if not recipe.name or not recipe.family or not recipe.template:
+        raise ValueError(f"recipe {type(recipe).__name__} must set name, family and template")
     _REGISTRY[recipe.name] = recipe
     return recipe
 
@@ -33,3 +91,42 @@ def get_recipe(name: str) -> Recipe:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def render_submission(plan: Plan, env: dict | None = None) -> dict[str, str]:
+    """All files of the submission: one script per family, reproduce.sh, README.md."""
+    files: dict[str, str] = {}
+    recipes = [get_recipe(e.method) for e in plan.experiments]
+    for r in recipes:
+        name = r.script(plan)
+        if name not in files:
+            files[name] = r.render_script(plan)
+    runs = "\n".join(r.command(plan, out=f"results/{r.name}") for r in recipes)
+    files["reproduce.sh"] = (
+        "#!/usr/bin/env bash\n"
+        "# Re-runs every experiment of the plan from scratch, in order.\n"
+        "# Each writes results/<method>/metrics.json (the metric before and after fine-tuning).\n"
+        "set -euo pipefail\n"
+        'cd "$(dirname "$0")"\n'
+        "rm -rf results\n"
+        f"{runs}\n"
+        'echo "all experiments finished"\n'
+    )
+    lines = [f"# Replication: {plan.task}", "", "Generated by Repro from its tested recipes "
+             f"({', '.join(sorted({r.name for r in recipes}))}).", "", "## Experiments", ""]
+    for e, r in zip(plan.experiments, recipes):
+        rep = f" (paper reports {e.reported_after.text} {plan.metric})" if e.reported_after else ""
+        lines.append(f"- `{e.method}`: {r.label} — `{r.script(plan)}`, metric {r.metric}{rep}")
+    lines += ["", "## Run", "", "```", "bash reproduce.sh", "```", "",
+              f"Model: `{plan.model}` (paper: {plan.paper_model}); data: `{plan.dataset}` "
+              f"(paper: {plan.paper_dataset}); seed {plan.hyper.seed}; "
+              f"{plan.hyper.epochs} epoch(s); seeded 80/20 train/test split.", ""]
+    devs = list(plan.deviations)
+    for r in {r.name: r for r in recipes}.values():
+        devs += [d for d in r.deviations(plan, env) if d not in devs]
+    if devs:
+        lines += ["## Deviations from the paper", ""]
+        lines += [f"- {d.what}: paper {d.paper} → ours {d.ours} ({d.reason})" for d in devs]
+        lines.append("")
+    files["README.md"] = "\n".join(lines)
+    return files

@@ -2,7 +2,7 @@
 
 Written by Repro from its tested `sequence-classification` recipe. nanoGPT style: one config
 block on top, seeded, resumable (a checkpoint per epoch), metrics written to a JSON file.
-Usage: python train.py [--method full|head|lora] [--epochs N] [--out results/NAME] [--train-limit N]
+Usage: python train.py [--method full|head|lora|qlora] [--epochs N] [--out results/NAME] [--train-limit N]
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ CONFIG = {
     "seed": 42,
     "epochs": 1,
     "batch_size": 32,
-    "learning_rate": {"full": 5e-5, "head": 2e-3, "lora": 1e-3},
+    "learning_rate": {"full": 5e-5, "head": 2e-3, "lora": 1e-3, "qlora": 1e-3},
     "weight_decay": 0.01,
     "warmup_ratio": 0.06,
     "max_length": 64,
@@ -40,7 +40,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer  # no
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument("--method", choices=["full", "head", "lora"], default=CONFIG["method"])
+    p.add_argument("--method", choices=["full", "head", "lora", "qlora"], default=CONFIG["method"])
     p.add_argument("--epochs", type=int, default=CONFIG["epochs"])
     p.add_argument("--train-limit", type=int, default=CONFIG["train_limit"])
     p.add_argument("--out", default=None)
@@ -84,36 +84,69 @@ def batches(data, batch_size, shuffle, seed):
         yield [t for t, _ in chunk], torch.tensor([y for _, y in chunk])
 
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @torch.no_grad()
 def evaluate(model, tok, data, cfg):
     model.eval()
     correct = 0
     for texts, labels in batches(data, 128, False, 0):
         # Dynamic padding: pad to the longest sentence in the batch, not to max_length.
-        enc = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt")
-        correct += (model(**enc).logits.argmax(-1) == labels).sum().item()
+        enc = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt").to(DEVICE)
+        correct += (model(**enc).logits.argmax(-1).cpu() == labels).sum().item()
     return correct / max(1, len(data))
 
 
-def build_model(method, cfg, model_dir):
+def qlora_available():
+    """4-bit NF4 needs bitsandbytes' CUDA kernels."""
+    if not torch.cuda.is_available():
+        return False, "no CUDA device"
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False, "bitsandbytes is not installed"
+    return True, ""
+
+
+def build_model(method, cfg, model_dir, deviations):
+    if method == "qlora":
+        ok, why = qlora_available()
+        if ok:
+            from peft import prepare_model_for_kbit_training
+            from transformers import BitsAndBytesConfig
+
+            bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                     bnb_4bit_compute_dtype=torch.bfloat16)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2, quantization_config=bnb)
+            model = prepare_model_for_kbit_training(model)
+            return _lora(model, cfg)
+        print(f"QLoRA: {why}; training LoRA on the full-precision model instead (recorded as a deviation)", flush=True)
+        deviations.append({"what": "quantisation", "paper": "4-bit NF4 + LoRA", "ours": "LoRA, full precision",
+                           "reason": why})
+        method = "lora"
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     if method == "head":
         # Transfer learning: freeze the encoder, train only the pooler and classifier head.
         for name, p in model.named_parameters():
             p.requires_grad = name.startswith(("classifier", "bert.pooler"))
     elif method == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
+        model = _lora(model, cfg)
+    return model.to(DEVICE)
 
-        lcfg = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=cfg["lora_r"],
-            lora_alpha=cfg["lora_alpha"],
-            lora_dropout=cfg["lora_dropout"],
-            target_modules=cfg["lora_target_modules"],
-            modules_to_save=["classifier", "pooler"],
-        )
-        model = get_peft_model(model, lcfg)
-    return model
+
+def _lora(model, cfg):
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lcfg = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=cfg["lora_r"],
+        lora_alpha=cfg["lora_alpha"],
+        lora_dropout=cfg["lora_dropout"],
+        target_modules=cfg["lora_target_modules"],
+        modules_to_save=["classifier", "pooler"],
+    )
+    return get_peft_model(model, lcfg)
 
 
 def main():
@@ -132,7 +165,8 @@ def main():
     print(f"data: {len(train)} train / {len(test)} test sentences", flush=True)
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = build_model(cfg["method"], cfg, model_dir)
+    deviations = []
+    model = build_model(cfg["method"], cfg, model_dir, deviations)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     lr = cfg["learning_rate"][cfg["method"]] if isinstance(cfg["learning_rate"], dict) else cfg["learning_rate"]
@@ -146,7 +180,7 @@ def main():
     ckpt_path = os.path.join(out, "checkpoint.pt")
     start_epoch, history, before = 0, [], None
     if os.path.exists(ckpt_path):  # resume after a crash
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, weights_only=False, map_location=DEVICE)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -161,8 +195,8 @@ def main():
     for epoch in range(start_epoch, cfg["epochs"]):
         model.train()
         for texts, labels in batches(train, cfg["batch_size"], True, cfg["seed"] + epoch):
-            enc = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt")
-            loss = model(**enc, labels=labels).loss
+            enc = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt").to(DEVICE)
+            loss = model(**enc, labels=labels.to(DEVICE)).loss
             loss.backward()
             opt.step()
             sched.step()
@@ -176,8 +210,9 @@ def main():
         torch.save(
             {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
              "epoch": epoch + 1, "history": history, "before": before},
-            ckpt_path,
+            ckpt_path + ".tmp",
         )
+        os.replace(ckpt_path + ".tmp", ckpt_path)  # a kill mid-save leaves the previous checkpoint intact
     after = evaluate(model, tok, test, cfg)
     metrics = {
         "method": cfg["method"],
@@ -190,10 +225,14 @@ def main():
         "n_train": len(train),
         "n_test": len(test),
         "history": history,
+        "device": DEVICE,
+        "deviations": deviations,
         "config": cfg,
     }
-    with open(os.path.join(out, "metrics.json"), "w") as f:
+    tmp = os.path.join(out, "metrics.json.tmp")
+    with open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
+    os.replace(tmp, os.path.join(out, "metrics.json"))  # atomic: never a half-written metric file
     os.remove(ckpt_path)  # the run finished: the checkpoint is no longer needed (and is large)
     print(f"accuracy after fine-tuning ({cfg['method']}): {after:.4f}", flush=True)
 

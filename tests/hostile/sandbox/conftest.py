@@ -17,7 +17,9 @@ import pytest
 RESULTS = Path(os.environ.get("REPRO_HOSTILE_RESULTS")
                or Path(__file__).resolve().parents[1] / "results" / "sandbox.jsonl")
 SESSION = uuid.uuid4().hex[:8]
-CANARY_ID = uuid.uuid4().hex
+# bench/hostile.py plants the canaries in the host environment before pytest starts and
+# passes their id; run alone, the suite plants its own.
+CANARY_ID = os.environ.get("REPRO_CANARY_ID") or uuid.uuid4().hex
 CANARIES = {
     "OPENAI_API_KEY": f"sk-canary-{CANARY_ID}",
     "HF_TOKEN": f"hf_canary-{CANARY_ID}",
@@ -40,6 +42,7 @@ class Recorder:
         self.created: list[dict] = []  # docker inspect of every container made by the suite
         self.policies: list[tuple[object, str | None]] = []
         self.log_dir: Path | None = None
+        self.run_dir: Path | None = None  # artifacts copied out of sandboxes (K03 scans it)
 
     @contextmanager
     def row(self, case: str, backend: str, expected: str):
@@ -63,24 +66,43 @@ class Recorder:
                 f.write(json.dumps(row) + "\n")
 
 
+    def skipped(self, case: str, backend: str, reason: str) -> None:
+        """A case that cannot run on this host still leaves a row (excluded from the counts)."""
+        row = {"case": case, "backend": backend, "expected": None, "outcome": "skipped", "skipped": True,
+               "reason": reason, "escaped": False, "leaked": False, "lost": False, "classified_right": None,
+               "session": SESSION, "duration_s": 0.0}
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with open(RESULTS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        pytest.skip(reason)
+
+
 REC = Recorder()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def canaries(tmp_path_factory):
-    """Plant canary secrets in the host environment and a ~/.netrc for the whole session."""
+def _session_dirs(tmp_path_factory):
+    """Fresh result rows; one log dir and one "run dir" for the whole suite (K03 scans both)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("")
+    REC.log_dir = tmp_path_factory.mktemp("hostile-logs")
+    REC.run_dir = tmp_path_factory.mktemp("hostile-run")
     home = tmp_path_factory.mktemp("home")
     (home / ".netrc").write_text(f"machine api.example.invalid login canary password {NETRC_CANARY}\n")
     os.chmod(home / ".netrc", 0o600)
+    return home
+
+
+@pytest.fixture(scope="module", autouse=True)
+def canaries(_session_dirs):
+    """Plant canary secrets in the host environment and a ~/.netrc while each module runs.
+    Module scope, so the environment is restored before any other test directory runs."""
     saved = {k: os.environ.get(k) for k in [*CANARIES, "HOME", "XDG_CACHE_HOME"]}
     real_home = os.environ.get("HOME", "/root")
     os.environ.update(CANARIES)
-    os.environ["HOME"] = str(home)
+    os.environ["HOME"] = str(_session_dirs)
     # keep the asset cache where it was (symlinks only), the canary home stays clean otherwise
     os.environ["XDG_CACHE_HOME"] = saved["XDG_CACHE_HOME"] or str(Path(real_home) / ".cache")
-    REC.log_dir = tmp_path_factory.mktemp("hostile-logs")
     yield {**CANARIES, "NETRC": NETRC_CANARY}
     for k, v in saved.items():
         if v is None:

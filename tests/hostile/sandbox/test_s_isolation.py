@@ -160,7 +160,7 @@ def test_s09_gvisor_identity(image, run_id, rec):
     from sandbox.docker import DockerSandbox
 
     if "runsc" not in dk.runtimes():
-        pytest.skip("runsc (gVisor) is not configured in this Docker engine")
+        rec.skipped("S09", "docker", "runsc (gVisor) is not configured in this Docker engine")
     with rec.row("S09", "docker", "gvisor") as row:
         with DockerSandbox(SandboxPolicy(strict_runtime=True), run_id=run_id, image=image) as sb:
             rec.created.append(sb.inspect())

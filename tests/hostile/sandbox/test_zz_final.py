@@ -31,16 +31,18 @@ def test_k02_every_container_inspect_clean(rec, image):
         assert not leaked
 
 
-def test_k03_logs_clean(rec):
+def test_k03_logs_and_artifacts_clean(rec):
+    """Every exec log, every artifact copied out of a sandbox and the result rows: no canary,
+    no Authorization header."""
     with rec.row("K03", "logs", "clean") as row:
-        texts = []
-        if rec.log_dir and rec.log_dir.exists():
-            texts = [p.read_bytes() for p in rec.log_dir.rglob("*") if p.is_file()]
-        texts.append(RESULTS.read_bytes() if RESULTS.exists() else b"")
-        leaked = any(CANARY_ID.encode() in t for t in texts)
-        row["leaked"] = leaked
+        files = [p for d in (rec.log_dir, rec.run_dir) if d and d.exists() for p in d.rglob("*") if p.is_file()]
+        texts = [p.read_bytes() for p in files] + [RESULTS.read_bytes() if RESULTS.exists() else b""]
+        leaked = [str(p) for p, t in zip(files, texts) if CANARY_ID.encode() in t or b"authorization:" in t.lower()]
+        leaked += ["results"] if CANARY_ID.encode() in texts[-1] else []
+        row["leaked"] = bool(leaked)
         row["outcome"] = "leaked" if leaked else "clean"
-        assert not leaked and len(texts) > 1, len(texts)
+        assert not leaked, leaked
+        assert files, "nothing to scan: the suite wrote no log and copied nothing out"
 
 
 @pytest.mark.docker

@@ -1,6 +1,7 @@
 """The conformance suite (sandbox/conformance.py) against every backend."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from sandbox.conformance import CHECKS, Harness
 BACKENDS = [
     pytest.param("docker", marks=pytest.mark.docker),
     "local",
+    # untrusted code on the local backend: only inside bubblewrap
+    pytest.param("local-bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed")),
     "fake",
 ]
 
@@ -25,10 +28,11 @@ def harness(request, run_id, tmp_path_factory):
             from sandbox.docker import DockerSandbox
 
             sb = DockerSandbox(policy, run_id=run_id, image=image, log_dir=log_dir)
-        elif backend == "local":
+        elif backend in ("local", "local-bwrap"):
             from sandbox.local import LocalSandbox
 
-            sb = LocalSandbox(policy, run_id=run_id, log_dir=log_dir)
+            trust = "untrusted" if backend == "local-bwrap" else "trusted"
+            sb = LocalSandbox(policy, run_id=run_id, log_dir=log_dir, trust=trust)
         else:
             from sandbox.fake import FakeSandbox
 

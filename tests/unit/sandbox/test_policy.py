@@ -102,3 +102,12 @@ def test_check_env_refuses(env):
 def test_check_env_accepts_ordinary():
     env = {"SEED": "1", "TOKENIZERS_PARALLELISM": "false", "KEYBOARD": "us", "PATH_EXTRA": "/x"}
     assert check_env(env) == env and check_env(None) == {}
+
+
+def test_strict_runtime_env_switch(monkeypatch):
+    monkeypatch.setenv("REPRO_SANDBOX_STRICT_RUNTIME", "1")
+    with pytest.raises(RuntimeUnavailable):
+        SandboxPolicy().resolve_runtime({"runc"})
+    assert SandboxPolicy().resolve_runtime({"runc", "runsc"}) == "runsc"
+    monkeypatch.setenv("REPRO_SANDBOX_STRICT_RUNTIME", "0")
+    assert SandboxPolicy().strict_runtime is False

@@ -1,0 +1,35 @@
+"""Shared fixtures for the agent's integration tests: a models dir with MiniLM and a tiny GGUF."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def recipe_env(tmp_path_factory) -> dict[str, str]:
+    """$REPRO_MODELS (MiniLM + tiny.gguf) and $REPRO_DATA for running rendered recipes on the host."""
+    import importlib.util
+
+    from agent.recipes.tiny import write_tiny_gguf
+    from sandbox.assets import host_assets
+
+    assets = host_assets()
+    models = tmp_path_factory.mktemp("models")
+    (models / "all-MiniLM-L6-v2").symlink_to(assets.model_path)
+    if importlib.util.find_spec("gguf") is not None:  # the causal-LM tests skip without it
+        write_tiny_gguf(models / "tiny.gguf")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env.update(REPRO_MODELS=str(models), REPRO_DATA=str(assets.data_dir), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return env
+
+
+def run_script(cwd: Path, cmd: str, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
