@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.config import Budgets, ModelConfig, RunConfig
+from agent.eval.cli import eval_cmd
 from agent.runner import RunFailed, execute_run, list_runs, load_run_config, new_run_id
 from graders.cli import judge_eval_cmd, rubric_app, set_model_factory
 from papers.cli import paper_app
@@ -22,6 +23,7 @@ app = typer.Typer(help="Repro: replicate a paper end to end — plan, code, sand
 app.add_typer(paper_app, name="paper")
 app.add_typer(rubric_app, name="rubric")
 app.command("judge-eval", help="Macro-F1 of a judge's leaf grades against human-graded trees.")(judge_eval_cmd)
+app.command("eval", help="Run a paper set × seeds × configurations on Ray; write the leaderboard.")(eval_cmd)
 try:  # the sandbox CLI is optional at import time (docker SDK missing => doctor explains)
     from sandbox.cli import sandbox_app
 

