@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+from pathlib import Path
 
 from langgraph.runtime import Runtime
 
@@ -54,10 +56,32 @@ def _ask_patch(state: RunState, runtime: Runtime[RunContext], *, command: str, s
     )
 
 
+def _snapshot(run_dir: Path, files: list[str], n: int) -> None:
+    """Keep the submission as it was before edit n+1 (iterations/<n>/), for the review UI's diffs.
+
+    Written to a temporary folder and renamed, so a crash never leaves half a snapshot; an existing
+    snapshot (a resumed run) is kept as is.
+    """
+    dest = run_dir / "iterations" / str(n)
+    if dest.exists():
+        return
+    tmp = dest.with_name(f".{n}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel in files:
+        src = run_dir / "submission" / rel
+        if src.is_file():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tmp / rel)
+    tmp.mkdir(parents=True, exist_ok=True)
+    tmp.rename(dest)
+
+
 def _apply(state: RunState, runtime: Runtime[RunContext], patch: dict | None, entry: dict) -> dict:
-    sub = runtime.context.config.run_dir / "submission"
+    run_dir = runtime.context.config.run_dir
+    sub = run_dir / "submission"
     new_files = dict(state.get("files", {}))
     if patch is not None:
+        _snapshot(run_dir, sorted(new_files), entry["iteration"] - 1)
         path = sub / patch["file"]
         text = path.read_text().replace(patch["find"], patch["replace"], 1)
         write_atomic(path, text)

@@ -91,6 +91,12 @@ def test_debug_iteration_budget_bounds_the_loop(tmp_path, script_file):
     assert state["node_log"][-2:] == ["grade", "report"]
     assert all(e["applied"] for e in state["debug_log"])
     assert "# fixed" in (cfg.run_dir / "submission" / "train.py").read_text()
+    # the submission before each edit is kept for the review UI's diffs (iterations/0 = as implemented)
+    snaps = sorted(p.name for p in (cfg.run_dir / "iterations").iterdir())
+    assert snaps == ["0", "1"]
+    assert "# fixed" not in (cfg.run_dir / "iterations" / "0" / "train.py").read_text()
+    from agent.web.code import iteration_diffs
+    assert iteration_diffs(cfg.run_dir)  # consecutive snapshots give diffs
 
 
 def test_review_gate_pauses_and_resumes_with_feedback_edit_approve(tmp_path, script_file):
