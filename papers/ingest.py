@@ -254,7 +254,7 @@ def load_paper(
             for page in doc:
                 check_time(f"OCR page {page.number + 1}")
                 tp = page.get_textpage_ocr(flags=TEXT_FLAGS, dpi=300, full=True)
-                layouts.append(extract_page(page, textpage=tp))
+                layouts.append(extract_page(page, textpage=tp, ocr=True))
             used_ocr = True
             warnings.append("OCR used: the PDF has no text layer; text was recognised with Tesseract and may contain errors")
 

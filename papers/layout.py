@@ -100,13 +100,15 @@ class PageLayout:
         return "\n".join(ln.text for ln in self.lines)
 
 
-def _hidden_reason(span: dict) -> str | None:
-    if span.get("alpha", 255) == 0:
-        return "invisible"
-    cf = span.get("char_flags")
-    # MuPDF sets FILLED (16) / STROKED (32) per char; neither = render mode 3 (invisible)
-    if cf is not None and not (cf & (16 | 32)):
-        return "invisible"
+def _hidden_reason(span: dict, ocr: bool = False) -> str | None:
+    # An OCR text layer is invisible by construction (drawn under the scanned image): not hidden.
+    if not ocr:
+        if span.get("alpha", 255) == 0:
+            return "invisible"
+        cf = span.get("char_flags")
+        # MuPDF sets FILLED (16) / STROKED (32) per char; neither = render mode 3 (invisible)
+        if cf is not None and not (cf & (16 | 32)):
+            return "invisible"
     if span.get("size", 10) < MIN_VISIBLE_SIZE:
         return "tiny"
     color = span.get("color", 0) or 0
@@ -123,7 +125,7 @@ def _is_bold(span: dict) -> bool:
     return any(k in font for k in ("bold", "-bd", "black", "heavy", "semibold", "cmbx"))
 
 
-def extract_page(page: "pymupdf.Page", textpage=None) -> PageLayout:
+def extract_page(page: "pymupdf.Page", textpage=None, ocr: bool = False) -> PageLayout:
     tp = textpage or page.get_textpage(flags=TEXT_FLAGS)
     d = tp.extractDICT()
     raw_words = tp.extractWORDS()
@@ -145,7 +147,7 @@ def extract_page(page: "pymupdf.Page", textpage=None) -> PageLayout:
                 vertical_boxes.append(tuple(ln["bbox"]))
             vis = []
             for s in ln["spans"]:
-                reason = _hidden_reason(s)
+                reason = _hidden_reason(s, ocr)
                 if reason:
                     if s["text"].strip():
                         hidden.append(f"{reason}: {clean(s['text']).strip()[:80]}")

