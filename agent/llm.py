@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import openai
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
+from tenacity import retry, retry_if_exception, wait_exponential_jitter
 
 
 class ModelError(Exception):
@@ -140,6 +140,7 @@ class OpenAIChatModel:
         self.name = model
         self.base_url = base_url
         self.retry_deadline_s = retry_deadline_s
+        self.connect_deadline_s = 15.0
         self.json_mode = json_mode
         self._client = openai.OpenAI(
             base_url=base_url,
@@ -147,6 +148,15 @@ class OpenAIChatModel:
             api_key=api_key or os.environ.get("OPENAI_API_KEY") or "unused-local",
             timeout=timeout, max_retries=0,
         )
+
+    def _stop(self, state) -> bool:
+        # Refused connections get a short grace (a server restarting), not the full deadline that
+        # rate limits and 5xx get: a wrong --base-url should fail in seconds, not minutes.
+        exc = state.outcome.exception() if state.outcome else None
+        limit = self.retry_deadline_s
+        if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+            limit = min(limit, self.connect_deadline_s)
+        return state.seconds_since_start >= limit
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIChatModel(model={self.name!r}, base_url={self.base_url!r})"
@@ -170,7 +180,7 @@ class OpenAIChatModel:
         @retry(
             retry=retry_if_exception(_retryable),
             wait=wait_exponential_jitter(initial=1, max=20),
-            stop=stop_after_delay(self.retry_deadline_s),
+            stop=self._stop,
             reraise=True,
         )
         def _call():
@@ -180,7 +190,7 @@ class OpenAIChatModel:
             resp = _call()
         except openai.APIConnectionError as exc:
             raise ModelError(
-                f"cannot reach the model endpoint {self.base_url or 'api.openai.com'}: {exc}. "
+                f"cannot reach the model endpoint {self.base_url or 'api.openai.com'}: {str(exc).rstrip('.')}. "
                 "Check OPENAI_BASE_URL / --base-url, or unset them to use the embedded model."
             ) from exc
         except openai.AuthenticationError as exc:

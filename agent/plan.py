@@ -32,6 +32,12 @@ class Experiment(BaseModel):
     method: Method
     reported_after: Reported | None = None
     reported_before: Reported | None = None
+    claim: str | None = None
+    """What the paper claims about this experiment (planning stage 1)."""
+    targets: list[Reported] = Field(default_factory=list)
+    """The paper's numbers this experiment should reach (planning stage 2): always rows of the
+    structured paper's results, never numbers from the model's text."""
+    metrics: list[str] = Field(default_factory=list)
 
 
 class Deviation(BaseModel):

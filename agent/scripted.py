@@ -5,7 +5,8 @@ agent and the judge. Unlike ``agent.llm.ScriptedChatModel`` (a queue), answers a
 *rules*, so a resumed process answers the same request the same way wherever it restarts:
 
     {"name": "scripted",
-     "rules": [{"match": "You plan the replication", "reply": {...}},      # first match wins;
+     "rules": [{"match": "Step 1 of 2", "reply": {...}},    # first match wins (planning stage 1);
+               {"match": "Step 2 of 2", "reply": {...}},    # planning stage 2 (stage 3: no call);
                {"match": "Score each criterion", "verdicts": 1},          # every key gets score 1
                {"match": "", "reply": "..."}],                            # "" matches anything
      "fail_first": 0,            # answer the first N calls (per process) with a 5xx-like error

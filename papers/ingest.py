@@ -91,7 +91,7 @@ def _check_file(path: Path, max_bytes: int) -> None:
         elif not head.strip(b"\x00 \t\r\n"):
             raise PaperError("empty", f"{path} contains no data; re-download the paper.", path=str(path))
         else:
-            what = "not a PDF (no %PDF- header)"
+            what = "some other kind of file (it has no %PDF- header)"
         raise PaperError(
             "not_pdf", f"{path} is {what}, not a PDF; download the paper's PDF file and pass that.",
             path=str(path),

@@ -23,10 +23,14 @@ from sandbox.base import ExecResult
 from sandbox.fake import FakeSandbox
 
 CRITERION = re.compile(r"^\[(L\d+)\] (.*)$", re.MULTILINE)
-PLAN_ANSWER = {"task": "binary sentiment classification", "base_model": "all-MiniLM-L6-v2",
-               "dataset": "movie-review snippets", "methods": ["head", "lora", "full"], "epochs": 1,
-               "batch_size": 16, "learning_rate": 5e-5}
 METHODS = ("head", "lora", "full")
+# The planner's two model-asked stages: claims (stage 1), per-experiment settings (stage 2).
+CLAIMS_ANSWER = {"experiments": [{"name": m, "method": m, "claim": f"the paper reports {m}", "result": "none"}
+                                 for m in METHODS]}
+SETTINGS_ANSWER = {"task": "binary sentiment classification", "base_model": "all-MiniLM-L6-v2",
+                   "dataset": "movie-review snippets",
+                   "experiments": [{"method": m, "epochs": 1, "batch_size": 16, "learning_rate": 5e-5,
+                                    "metrics": ["accuracy"], "targets": []} for m in METHODS]}
 
 
 def _unit(*parts: Any) -> float:
@@ -43,8 +47,10 @@ def _responder(role: str, seed: int, paper_id: str, skill: float) -> Callable[[l
             return {"verdicts": [{"key": k, "explanation": f"scripted check of: {req[:60]}",
                                   "score": int(_unit(seed, paper_id, req) < skill)}
                                  for k, req in CRITERION.findall(criteria)]}
-        if "methods" in props:  # the planner's questionnaire
-            return PLAN_ANSWER
+        if "base_model" in props:  # planning stage 2: the settings of each experiment
+            return SETTINGS_ANSWER
+        if "experiments" in props:  # planning stage 1: the paper's experiments and claims
+            return CLAIMS_ANSWER
         return ModelError(f"scripted {role} model has no answer for a request with schema keys {sorted(props)}")
 
     return answer

@@ -77,3 +77,13 @@ def test_unreachable_endpoint_is_a_clear_error():
     m.retry_deadline_s = 1
     with pytest.raises(ModelError, match="cannot reach the model endpoint"):
         m.complete([{"role": "user", "content": "hi"}])
+
+
+def test_refused_connection_fails_in_seconds_not_minutes():
+    import time as _t
+    m = OpenAIChatModel("x", base_url="http://127.0.0.1:9/v1", api_key="k", timeout=2)
+    m.connect_deadline_s = 2
+    t0 = _t.monotonic()
+    with pytest.raises(ModelError, match="cannot reach"):
+        m.complete([{"role": "user", "content": "hi"}])
+    assert _t.monotonic() - t0 < 30  # the 120 s deadline is for rate limits and 5xx, not refusals

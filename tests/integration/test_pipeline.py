@@ -34,9 +34,13 @@ def docker_ready() -> bool:
     return True
 
 
-PLAN = {"task": "binary sentiment classification", "base_model": "all-MiniLM-L6-v2",
-        "dataset": "movie review snippets", "methods": ["head"], "epochs": 1, "batch_size": 32,
-        "learning_rate": 0.002}
+# The two model-asked planning stages (claims, then per-experiment settings).
+PLAN = [{"experiments": [{"name": "Classifier head only", "method": "head", "claim": "the head alone helps",
+                          "result": "none"}]},
+        {"task": "binary sentiment classification", "base_model": "all-MiniLM-L6-v2",
+         "dataset": "movie review snippets", "experiments": [
+             {"method": "head", "epochs": 1, "batch_size": 32, "learning_rate": 0.002, "metrics": ["accuracy"],
+              "targets": []}]}]
 
 
 def judge_script(n: int):
@@ -56,7 +60,7 @@ def finished_run(tmp_path_factory):
     mp.setenv("OPENAI_API_KEY", CANARY)  # a secret in the host environment must reach nothing
     cfg = RunConfig(run_id="pipeline-test", runs_dir=runs, paper_path=DEMO / "paper.pdf",
                     rubric_path=DEMO / "rubric.json", train_limit=48, epochs=1)
-    agent = ScriptedChatModel([PLAN], name="scripted-agent")
+    agent = ScriptedChatModel(list(PLAN), name="scripted-agent")
     judge = ScriptedChatModel(judge_script(40), name="scripted-judge")
     try:
         state = execute_run(cfg, model=agent, judge_model=judge)

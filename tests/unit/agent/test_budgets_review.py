@@ -117,7 +117,7 @@ def test_review_gate_pauses_and_resumes_with_feedback_edit_approve(tmp_path, scr
 
     review_store.write_decision(cfg.run_dir, {"stage": "plan", "action": "feedback", "text": "also try full"})
     state = execute_run(cfg, resume=True, model=model, factory=_factory())
-    assert model.calls == calls + 1  # re-planned with the feedback
+    assert model.calls == calls + 2  # re-planned with the feedback (both model-asked planning stages)
     assert "also try full" in str(model_last_user(script_file, model))
     assert state["status"] == "paused" and review_store.read_pending(cfg.run_dir)["round"] == 2
 
