@@ -141,6 +141,8 @@ class OpenAIChatModel:
         self.base_url = base_url
         self.retry_deadline_s = retry_deadline_s
         self.connect_deadline_s = 15.0
+        #: the model's context window when known (the judge sizes its prompts to it); None = large
+        self.context_tokens: int | None = None
         self.json_mode = json_mode
         self._client = openai.OpenAI(
             base_url=base_url,
@@ -304,9 +306,11 @@ class EmbeddedServer:
         self.proc = None
 
     def client(self) -> OpenAIChatModel:
-        return OpenAIChatModel(
+        model = OpenAIChatModel(
             self.MODEL_NAME, base_url=self.base_url, api_key="embedded", timeout=900, json_mode="json_object"
         )
+        model.context_tokens = self.n_ctx
+        return model
 
     def __enter__(self) -> "EmbeddedServer":
         return self.start()

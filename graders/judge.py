@@ -64,6 +64,25 @@ class JudgeConfig:
     paper_chars: int = 200_000
     limits: EvidenceLimits = field(default_factory=EvidenceLimits)
 
+    @classmethod
+    def for_context(cls, context_tokens: int | None) -> "JudgeConfig":
+        """Limits that fit one call into a model's context window (None: the large defaults).
+
+        Small local models (the embedded SmolLM2 has 8,192 tokens) would otherwise be sent a
+        prompt they cannot read. Budget at ~3 characters per token, keeping room for the reply.
+        """
+        if not context_tokens or context_tokens >= 64_000:
+            return cls()
+        leaves = 4 if context_tokens < 16_000 else 8
+        per_leaf = 200
+        reply = leaves * per_leaf + 200
+        chars = max(4_000, (context_tokens - reply - 600) * 3)  # 600: system prompt and criteria
+        return cls(
+            max_leaves_per_call=leaves, max_tokens_per_leaf=per_leaf, paper_chars=chars // 5,
+            limits=EvidenceLimits(per_file_chars=chars // 4, total_chars=chars // 2, max_files=20,
+                                  log_chars=chars // 5),
+        )
+
 
 QUESTIONS = {
     CODE_DEV: "Does the submission's code actually implement this? Instructions, plans or descriptions "

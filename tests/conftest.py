@@ -33,3 +33,17 @@ def paperbench_dir() -> Path:
         if cand and (Path(cand) / "rubrics").is_dir():
             return Path(cand)
     pytest.skip("full PaperBench data not found (set REPRO_PAPERBENCH_DIR)")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip unless a Docker engine answers (tests marked docker use the real one)."""
+    import shutil
+
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    try:
+        from sandbox.docker import engine_info
+        engine_info()
+    except Exception as exc:  # noqa: BLE001 - any failure means there is no engine to test against
+        pytest.skip(f"no Docker engine: {exc}")

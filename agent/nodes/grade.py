@@ -10,7 +10,7 @@ from agent.nodes.common import finished, write_atomic
 from agent.state import RunState
 from graders.aggregate import aggregate
 from graders.generate import build_rubric
-from graders.judge import grade_submission
+from graders.judge import JudgeConfig, grade_submission
 from graders.rubric import dumps, load_rubric, save_rubric
 from papers.paper import Paper
 
@@ -45,6 +45,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
         cache_dir=run_dir / "judge-cache",
         agent_model=ctx.model.name,
         progress=lambda done, total: ctx.progress("grade", done=done, total=total),
+        config=JudgeConfig.for_context(getattr(ctx.judge_model, "context_tokens", None)),
     )
     write_atomic(run_dir / "graded.json", dumps(graded))
     agg = aggregate(graded)

@@ -178,15 +178,16 @@ def build_plan(paper: Paper, answer: dict | None, *, train_limit: int | None, ep
     hyper = Hyper()
     deviations: list[Deviation] = []
     stated_epochs = _int(_stated(paper, "epochs")) or answer.get("epochs")
-    if stated_epochs:
+    if epochs is not None:  # the user's choice replaces the CPU cap: one deviation, the one that applies
+        if str(epochs) != str(stated_epochs):
+            deviations.append(Deviation(what="epochs", paper=str(stated_epochs or "unspecified"), ours=str(epochs),
+                                        reason="set by the user for this run"))
+        hyper.epochs = epochs
+    elif stated_epochs:
         hyper.epochs = min(int(stated_epochs), MAX_EPOCHS_CPU)
         if stated_epochs > MAX_EPOCHS_CPU:
             deviations.append(Deviation(what="epochs", paper=str(stated_epochs), ours=str(hyper.epochs),
                                         reason="CPU-only compute budget"))
-    if epochs is not None and epochs != hyper.epochs:
-        deviations.append(Deviation(what="epochs", paper=str(stated_epochs or "unspecified"), ours=str(epochs),
-                                    reason="set by the user for this run"))
-        hyper.epochs = epochs
     stated_bs = _int(_stated(paper, "batch_size"))
     if stated_bs and stated_bs != hyper.batch_size:
         hyper.batch_size = min(stated_bs, 64)

@@ -4,7 +4,6 @@ out); the sandbox, the training code and the grading arithmetic are real."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,6 @@ pytestmark = [pytest.mark.docker]
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "papers" / "demo-minilm-sentiment"
 CANARY = "sk-canary-7f3a9c1e5b2d4f60a8e1"
-
-
-def docker_ready() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        from sandbox.docker import engine_info
-        engine_info()
-    except Exception:  # noqa: BLE001 - any failure here means: no engine to test against
-        return False
-    return True
 
 
 # The two model-asked planning stages (claims, then per-experiment settings).
@@ -52,9 +40,7 @@ def judge_script(n: int):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    if not docker_ready():
-        pytest.skip("no Docker engine")
+def finished_run(tmp_path_factory, docker_engine):
     runs = tmp_path_factory.mktemp("runs")
     mp = pytest.MonkeyPatch()
     mp.setenv("OPENAI_API_KEY", CANARY)  # a secret in the host environment must reach nothing
@@ -72,7 +58,7 @@ def finished_run(tmp_path_factory):
 def test_run_finishes_with_code_reproduction_and_report(finished_run):
     run_dir, state, agent, _ = finished_run
     assert state["status"] == "done", state.get("stop_reason")
-    assert len(agent.requests) == 1  # one plan call; the script would have raised on a second
+    assert len(agent.requests) == 2  # two planning calls (claims, settings); the script would raise on a third
     for f in ("train.py", "reproduce.sh", "README.md"):
         assert (run_dir / "submission" / f).is_file()
     for f in ("report.html", "report.md", "report.json", "graded.json", "plan.json", "paper.json"):

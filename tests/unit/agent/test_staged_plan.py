@@ -172,7 +172,7 @@ def test_howto_bert_fallback_names_the_papers_model_and_data():
     """Deviations on a real paper stay meaningful when the model is unusable (BERT-base, IMDb...)."""
     from pathlib import Path
 
-    pdf = Path("/work/shared/papers/real/howto-finetune-bert-1905.05583.pdf")
+    pdf = Path(__file__).resolve().parents[4] / "shared" / "papers" / "real" / "howto-finetune-bert-1905.05583.pdf"
     if not pdf.exists():
         import pytest
         pytest.skip("the real papers are not here")
@@ -185,3 +185,7 @@ def test_howto_bert_fallback_names_the_papers_model_and_data():
     whats = {d.what: d for d in p.deviations}
     assert whats["base model"].paper.lower().startswith("bert") and "IMDb" in whats["dataset"].paper
     assert whats["epochs"].paper == "4"
+    # one epochs deviation, the one that applies (the user's 1, not also the CPU cap's 3)
+    assert [(d.paper, d.ours) for d in p.deviations if d.what == "epochs"] == [("4", "1")]
+    capped = build_plan(paper, None, train_limit=300, epochs=None, problems=["x"])
+    assert [(d.paper, d.ours) for d in capped.deviations if d.what == "epochs"] == [("4", "3")]
