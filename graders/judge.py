@@ -53,7 +53,7 @@ class JudgeTransportError(RuntimeError):
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    max_leaves_per_call: int = 8
+    max_leaves_per_call: int = 10
     max_reasks: int = 2
     retry_deadline_s: float = 300.0
     retry_attempts: int = 12
