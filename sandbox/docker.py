@@ -586,17 +586,20 @@ class DockerSandbox:
         if not ok:
             raise SandboxError(f"writing {p} failed")
 
-    def read_file(self, path: str, max_bytes: int = 1 << 20) -> bytes:
-        self._check_open()
-        p = self._resolve(path)
+    def _get_archive(self, path: str):
+        """(tar stream, stat) of a sandbox path; a missing path in a live container is FileNotFoundError."""
         try:
-            stream, st = self._api.get_archive(self.container.id, p, chunk_size=1 << 16)
+            return self._api.get_archive(self.container.id, self._resolve(path), chunk_size=1 << 16)
         except NotFound as e:
             if self._container_alive():
                 raise FileNotFoundError(path) from e
             raise self._wrap(e) from e
         except DockerException as e:
             raise self._wrap(e) from e
+
+    def read_file(self, path: str, max_bytes: int = 1 << 20) -> bytes:
+        self._check_open()
+        stream, st = self._get_archive(path)
         if st.get("size", 0) > max_bytes:
             _close_stream(stream)
             raise OutputLimitExceeded(f"{path} is {st.get('size')} bytes, more than max_bytes={max_bytes}")
@@ -628,15 +631,7 @@ class DockerSandbox:
     def copy_out(self, src: str, dest: Path, max_bytes: int = 256 << 20) -> None:
         """``src`` (file or tree) lands at ``dest/<basename(src)>``; all or nothing."""
         self._check_open()
-        p = self._resolve(src)
-        try:
-            stream, st = self._api.get_archive(self.container.id, p, chunk_size=1 << 16)
-        except NotFound as e:
-            if self._container_alive():
-                raise FileNotFoundError(src) from e
-            raise self._wrap(e) from e
-        except DockerException as e:
-            raise self._wrap(e) from e
+        stream, st = self._get_archive(src)
         try:
             if st.get("size", 0) > max_bytes and not (int(st.get("mode", 0)) & (1 << 31)):
                 raise OutputLimitExceeded(f"{src} is {st.get('size')} bytes, more than max_bytes={max_bytes}")

@@ -1,5 +1,5 @@
 """End to end on the embedded defaults: the real SmolLM2 server plans and judges, the real Docker
-sandbox trains (scaled down to seconds) and reproduces. Slow: about 5 minutes on 2 cores."""
+sandbox trains (scaled down to seconds) and reproduces. Slow: minutes on 2 cores."""
 from __future__ import annotations
 
 import json
@@ -16,8 +16,25 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by scripts/se
 DEMO = Path(__file__).resolve().parents[2] / "papers" / "demo-minilm-sentiment"
 
 
+# Three leaves, one per category: the point is the whole path on the real model, not a long grading.
+SMALL_RUBRIC = {
+    "id": "root", "requirements": "The paper has been replicated.", "weight": 1, "task_category": None,
+    "finegrained_task_category": None, "sub_tasks": [
+        {"id": "code", "requirements": "Code trains a classifier with LoRA.", "weight": 1, "sub_tasks": [],
+         "task_category": "Code Development", "finegrained_task_category": None},
+        {"id": "exec", "requirements": "reproduce.sh runs the LoRA experiment to completion.", "weight": 1,
+         "sub_tasks": [], "task_category": "Code Execution", "finegrained_task_category": None},
+        {"id": "result", "requirements": "A LoRA accuracy after fine-tuning is reported.", "weight": 1,
+         "sub_tasks": [], "task_category": "Result Analysis", "finegrained_task_category": None},
+    ]}
+
+
+@pytest.mark.timeout(1800)
 def test_demo_paper_end_to_end_on_the_embedded_model(tmp_path, docker_engine):
-    cfg = RunConfig(run_id="embedded-e2e", runs_dir=tmp_path, paper_path=DEMO / "paper.pdf", train_limit=32, epochs=1)
+    rubric = tmp_path / "rubric.json"
+    rubric.write_text(json.dumps(SMALL_RUBRIC))
+    cfg = RunConfig(run_id="embedded-e2e", runs_dir=tmp_path / "runs", paper_path=DEMO / "paper.pdf",
+                    rubric_path=rubric, train_limit=32, epochs=1)
     state = execute_run(cfg)  # no model given: the embedded server starts and stops with the run
     assert state["status"] == "done", state.get("stop_reason")
     report = json.loads((cfg.run_dir / "report.json").read_text())
