@@ -9,7 +9,6 @@ hyper-parameters.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import time
@@ -219,7 +218,6 @@ def load_paper(
         if password is None and doc.is_encrypted:
             pass
         layouts: list[PageLayout] = []
-        used_ocr = False
         for page in doc:
             check_time(f"page {page.number + 1}")
             try:
@@ -255,7 +253,6 @@ def load_paper(
                 check_time(f"OCR page {page.number + 1}")
                 tp = page.get_textpage_ocr(flags=TEXT_FLAGS, dpi=300, full=True)
                 layouts.append(extract_page(page, textpage=tp, ocr=True))
-            used_ocr = True
             warnings.append("OCR used: the PDF has no text layer; text was recognised with Tesseract and may contain errors")
 
         # hidden text

@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .layout import Block, PageLayout, Word
+from .layout import PageLayout, Word
 
 CAPTION_RE = re.compile(r"^(Table|TABLE)\s+([A-Z]?\d+|[IVX]+)\b\s*([:.|\-\u2014\u2013]?)\s*")
 OTHER_CAPTION_RE = re.compile(r"^(Figure|Fig\.|FIGURE|Table|TABLE|Algorithm)\s+[A-Z]?\d+\s*[:.]")
