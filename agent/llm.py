@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -241,6 +242,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the server's child process: receive SIGTERM when the run's process dies, even by SIGKILL,
+    so a killed run never leaves a model server behind (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: stop() and the context manager still apply
+        pass
+
+
 class EmbeddedServer:
     """llama.cpp's OpenAI-compatible server on 127.0.0.1, started and stopped with the run."""
 
@@ -276,7 +288,8 @@ class EmbeddedServer:
         ]
         # Only what the server needs: no API keys reach it.
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + wait_s
         import urllib.request
 

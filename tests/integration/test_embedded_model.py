@@ -87,3 +87,33 @@ def test_refused_connection_fails_in_seconds_not_minutes():
     with pytest.raises(ModelError, match="cannot reach"):
         m.complete([{"role": "user", "content": "hi"}])
     assert _t.monotonic() - t0 < 30  # the 120 s deadline is for rate limits and 5xx, not refusals
+
+
+def test_killed_run_leaves_no_model_server(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time as _t
+
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from agent.llm import EmbeddedServer\n"
+         "s = EmbeddedServer(n_ctx=512).start()\n"
+         "print(s.proc.pid, flush=True)\n"
+         "time.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+    server_pid = int(child.stdout.readline())
+    os.kill(server_pid, 0)  # running
+    child.send_signal(signal.SIGKILL)  # no cleanup code runs in the run's process
+    child.wait()
+    deadline = _t.monotonic() + 20
+    while _t.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        _t.sleep(0.2)
+    os.kill(server_pid, signal.SIGKILL)
+    pytest.fail("the model server outlived the killed run")
