@@ -97,13 +97,15 @@ def results_from_tables(tables: list[Table]) -> list[ReportedResult]:
 
 
 _V = r"(\d+(?:\.\d+)?(?:\s*[×x\*·]\s*10\s*[\^]?\s*[-−–]?\s*\d+|\s*[eE]\s*[-−–+]?\s*\d+)?)"
-_VL = _V + r"(?:\s*(?:,|and|or|to)\s*" + _V + r")*"
+# A list of values ("2e-5, 3e-5 and 5e-5"), but not the next setting's number ("batch size 32, 1 epoch").
+_NOT_UNIT = r"(?!\s*(?:epochs?|steps?|layers?|tokens?|hours?|GPUs?|iterations?|updates?|runs?|seeds?|heads?|warm-?up)\b)"
+_VL = _V + r"(?:\s*(?:,|and|or|to)\s*" + _V + _NOT_UNIT + r")*"
 HP_TEXT = [
     ("learning_rate", re.compile(r"learning[- ]rates?\s*(?:\(lr\)\s*)?(?:of|=|:|is|was|were|to|set to|in|from|among|\s|\{|\[|\(|η)*\s*" + _VL, re.I)),
     ("learning_rate", re.compile(r"\blr\s*(?:=|:|of)\s*" + _VL, re.I)),
     ("batch_size", re.compile(r"(?:mini-?)?batch(?:es)?\s*sizes?\s*(?:of|=|:|is|was|were|to|set to|in|\s|\{|\[)*\s*" + _VL, re.I)),
     ("batch_size", re.compile(r"batch(?:es)? of\s*(\d[\d,]*)", re.I)),
-    ("epochs", re.compile(r"(\d+)\s*(?:training\s*)?epochs\b", re.I)),
+    ("epochs", re.compile(r"(\d+)\s*(?:training\s*)?epochs?\b", re.I)),
     ("epochs", re.compile(r"epochs?\s*(?:of|=|:|to|is|was)\s*(\d+)", re.I)),
     ("warmup", re.compile(r"warm-?up\s*(?:steps|ratio|proportion|period|of|for|over|the learning rate over the first)?\s*(?:of|=|:|is|was|over|for|to)?\s*(\d[\d,.]*\s*(?:%|steps|k|K)?)", re.I)),
     ("warmup", re.compile(r"(\d[\d,.]*\s*%?)\s*(?:of\s*)?(?:the\s*)?(?:training\s*)?(?:steps\s*)?(?:for\s*)?(?:linear\s*)?warm-?up", re.I)),

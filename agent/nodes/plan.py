@@ -193,7 +193,8 @@ def build_plan(paper: Paper, answer: dict | None, *, train_limit: int | None, ep
         hyper.batch_size = min(stated_bs, 64)
         if stated_bs > 64:
             deviations.append(Deviation(what="batch size", paper=str(stated_bs), ours="64", reason="CPU memory"))
-    if AVAILABLE_MODEL.lower().replace("-", "") not in paper_model.lower().replace("-", ""):
+    ours, theirs = (re.sub(r"[^a-z0-9]", "", m.lower()) for m in (AVAILABLE_MODEL, paper_model))
+    if not theirs or (theirs not in ours and ours not in theirs):  # "MiniLM-L6" is all-MiniLM-L6-v2
         deviations.append(Deviation(what="base model", paper=paper_model, ours=AVAILABLE_MODEL,
                                     reason="offline machine: the only pre-trained encoder available locally "
                                            "(22.7M parameters, CPU-friendly)"))

@@ -189,3 +189,16 @@ def test_howto_bert_fallback_names_the_papers_model_and_data():
     assert [(d.paper, d.ours) for d in p.deviations if d.what == "epochs"] == [("4", "1")]
     capped = build_plan(paper, None, train_limit=300, epochs=None, problems=["x"])
     assert [(d.paper, d.ours) for d in capped.deviations if d.what == "epochs"] == [("4", "3")]
+
+
+def test_demo_paper_settings_come_from_the_paper_not_the_model():
+    """The paper states batch size 32 and 1 epoch: a model proposing 3 epochs of batch 8 is overruled."""
+    from pathlib import Path
+
+    from agent.nodes.plan import build_plan
+    demo = Path(__file__).resolve().parents[3] / "papers" / "demo-minilm-sentiment" / "paper.pdf"
+    paper = load_paper(demo)
+    plan = build_plan(paper, {"epochs": 3, "batch_size": 8, "methods": ["lora"]}, train_limit=None, epochs=None,
+                      problems=[])
+    assert (plan.hyper.epochs, plan.hyper.batch_size) == (1, 32)
+    assert not [d for d in plan.deviations if d.what in ("epochs", "batch size", "base model")]
