@@ -155,3 +155,44 @@ def test_model_outage_fails_cleanly_then_resume_finishes_C06(baseline, tmp_path)
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _normalised_report(run_dir) == _normalised_report(base_dir)
+
+
+@pytest.mark.docker
+def test_sigkill_during_a_real_sandbox_exec_then_resume_C02(tmp_path, docker_engine):
+    """Killed while reproduce.sh runs in a real container: resume reaps the orphan, re-runs the
+    reproduction in a fresh container and finishes; no container of the run is left."""
+    from sandbox.policy import LABEL_ROLE, LABEL_RUN_ID
+
+    runs, log = tmp_path / "runs", tmp_path / "calls.jsonl"
+    sp = tmp_path / "script.json"
+    sp.write_text(json.dumps(script(log)))
+    cmd = [c if c != "fake" else "docker" for c in _cmd(runs, str(DEMO))]  # the real engine
+
+    def containers(run_id: str, role: str | None = None) -> list[str]:
+        flt = ["--filter", f"label={LABEL_RUN_ID}={run_id}"] + (["--filter", f"label={LABEL_ROLE}={role}"] if role else [])
+        out = subprocess.run(["docker", "ps", "-aq", *flt], capture_output=True, text=True, check=True).stdout
+        return out.split()
+
+    child = subprocess.Popen(cmd, env=_env(sp), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    run_id, deadline = None, time.time() + 600
+    while time.time() < deadline and child.poll() is None:
+        dirs = [p for p in runs.iterdir() if p.is_dir()] if runs.exists() else []
+        if dirs and containers(dirs[0].name, "reproduce"):
+            run_id = dirs[0].name
+            break
+        time.sleep(0.5)
+    assert run_id, f"no reproduction container appeared: {child.stderr.read().decode()[-2000:] if child.poll() is not None else ''}"
+    time.sleep(2)  # reproduce.sh is running inside it now
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    assert containers(run_id, "reproduce")  # the orphan outlives the killed process...
+
+    resume = [c if c != "fake" else "docker" for c in _cmd(runs, "--resume", run_id)]
+    proc = subprocess.run(resume, env=_env(sp), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((runs / run_id / "report.json").read_text())
+    assert report["status"] == "done"
+    for method in ("head", "lora", "full"):
+        assert (runs / run_id / "reproduction" / "results" / method / "metrics.json").is_file()
+    assert containers(run_id) == []  # ...and resume leaves nothing behind
