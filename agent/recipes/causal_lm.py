@@ -18,28 +18,33 @@ class CausalLMRecipe(Recipe):
     name = "sft"
 
     def config(self, plan: Plan) -> dict:
-        h = plan.hyper
-        return {
-            "method": self.name,
-            "model_name": plan.causal_model,
-            "dataset": plan.dataset,
-            "seed": h.seed,
-            "epochs": h.epochs,
-            "batch_size": min(h.batch_size, 8),
-            "learning_rate": {self.name: h.learning_rate.get(self.name, 5e-5)},
+        return causal_config(self.name, plan, default_lr=5e-5) | {
             "weight_decay": 0.0,
-            "max_length": min(h.max_length, 64),
-            "test_fraction": 0.2,
-            "train_limit": h.train_limit,
-            "eval_limit": 200,
-            "peft": "lora",
-            "lora_r": h.lora_r,
-            "lora_alpha": h.lora_alpha,
             "lora_dropout": 0.05,
-            "lora_target_modules": ["q_proj", "v_proj"],
-            "grad_clip": 1.0,
             "checkpoint_every": 50,
         }
 
+
+def causal_config(name: str, plan: Plan, *, default_lr: float) -> dict:
+    """The config block shared by the recipes that tune a causal LM (SFT and DPO)."""
+    h = plan.hyper
+    return {
+        "method": name,
+        "model_name": plan.causal_model,
+        "dataset": plan.dataset,
+        "seed": h.seed,
+        "epochs": h.epochs,
+        "batch_size": min(h.batch_size, 8),
+        "learning_rate": {name: h.learning_rate.get(name, default_lr)},
+        "max_length": min(h.max_length, 64),
+        "test_fraction": 0.2,
+        "train_limit": h.train_limit,
+        "eval_limit": 200,
+        "peft": "lora",
+        "lora_r": h.lora_r,
+        "lora_alpha": h.lora_alpha,
+        "lora_target_modules": ["q_proj", "v_proj"],
+        "grad_clip": 1.0,
+    }
 
 register(CausalLMRecipe())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from agent.plan import Plan
 from agent.recipes.base import Recipe, register
+from agent.recipes.causal_lm import causal_config
 
 
 class DPORecipe(Recipe):
@@ -15,29 +16,11 @@ class DPORecipe(Recipe):
     metric = "preference_accuracy"
 
     def config(self, plan: Plan) -> dict:
-        h = plan.hyper
-        return {
-            "method": self.name,
-            "model_name": plan.causal_model,
-            "dataset": plan.dataset,
+        return causal_config(self.name, plan, default_lr=5e-4) | {
             "pairs_file": None,
             "prompt": "Write a positive movie review:\n",
-            "seed": h.seed,
-            "epochs": h.epochs,
-            "batch_size": min(h.batch_size, 8),
-            "learning_rate": {self.name: h.learning_rate.get(self.name, 5e-4)},
             "beta": 0.1,
-            "max_length": min(h.max_length, 64),
-            "test_fraction": 0.2,
-            "train_limit": h.train_limit,
-            "eval_limit": 200,
-            "peft": "lora",
-            "lora_r": h.lora_r,
-            "lora_alpha": h.lora_alpha,
             "lora_dropout": 0.0,
-            "lora_target_modules": ["q_proj", "v_proj"],
-            "grad_clip": 1.0,
         }
-
 
 register(DPORecipe())
