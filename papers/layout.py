@@ -29,8 +29,20 @@ def clean(s: str) -> str:
     return s.translate(LIGATURES)
 
 
+class _Centre:
+    """Centre of a box with x0/y0/x1/y1 (lines and words)."""
+
+    @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+
 @dataclass
-class Line:
+class Line(_Centre):
     text: str
     x0: float
     y0: float
@@ -42,31 +54,15 @@ class Line:
     page: int  # 0-based page index
     nspans: int = 1
 
-    @property
-    def cx(self) -> float:
-        return (self.x0 + self.x1) / 2
-
-    @property
-    def cy(self) -> float:
-        return (self.y0 + self.y1) / 2
-
 
 @dataclass
-class Word:
+class Word(_Centre):
     x0: float
     y0: float
     x1: float
     y1: float
     text: str
     size: float = 0.0
-
-    @property
-    def cx(self) -> float:
-        return (self.x0 + self.x1) / 2
-
-    @property
-    def cy(self) -> float:
-        return (self.y0 + self.y1) / 2
 
 
 @dataclass
