@@ -76,6 +76,20 @@ def _finish(state: dict, cfg: RunConfig) -> None:
     typer.echo(report)
 
 
+def _preflight_or_exit(cfg: RunConfig, *, resume: bool) -> None:
+    """Check what can be checked cheaply before a run directory exists; exit 2 with every reason."""
+    from agent.preflight import preflight
+
+    console.print("checking the paper, rubric, model endpoint, sandbox and disk …")
+    problems = preflight(cfg, resume=resume)
+    if problems:
+        for p in problems:
+            console.print(f"[red]cannot start:[/] {p}")
+        if not resume:
+            console.print("nothing was created; fix the above and run the same command again")
+        raise typer.Exit(2)
+
+
 @app.command()
 def run(
     paper: Optional[Path] = typer.Argument(None, help="the paper's PDF"),
@@ -117,6 +131,7 @@ def run(
                         budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall, max_dollars=max_dollars,
                                         max_sandbox_s=max_sandbox, max_debug_iterations=max_debug),
                         review=review)
+    _preflight_or_exit(cfg, resume=bool(resume))
     console.print(f"run [bold]{cfg.run_id}[/] → {cfg.run_dir}")
     try:
         state = execute_run(cfg, resume=bool(resume), progress=_progress)

@@ -97,6 +97,13 @@ def _check_file(path: Path, max_bytes: int) -> None:
         )
 
 
+def _ends_like_a_pdf(path: Path) -> bool:
+    """A complete PDF ends with %%EOF (maybe plus a little whitespace or an appended update)."""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 2048))
+        return b"%%EOF" in f.read()
+
+
 def _open(path: Path, password: str | None) -> "pymupdf.Document":
     try:
         doc = pymupdf.open(str(path), filetype="pdf")
@@ -229,6 +236,15 @@ def load_paper(
         scanned = total_chars < 20 * n and (
             total_chars == 0 or sum(1 for pg in doc if pg.get_images()) >= max(1, n // 2)
         )
+        if scanned and (doc.is_repaired or not _ends_like_a_pdf(path)):
+            # A cut-off download also has (almost) no text; calling it a scan sends people to OCR.
+            raise PaperError(
+                "corrupt",
+                f"{path} is damaged or truncated: the PDF reader had to repair it"
+                + ("" if _ends_like_a_pdf(path) else " and it stops before the PDF's end marker (%%EOF)")
+                + f", and only {total_chars} characters of text survive in {n} pages. Re-download the paper.",
+                path=str(path),
+            )
         if scanned and not ocr:
             raise PaperError(
                 "no_text",

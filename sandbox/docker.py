@@ -726,3 +726,33 @@ def _close_stream(stream: Iterable[bytes]) -> None:
             close()
         except Exception:  # noqa: BLE001 - best effort on a generator
             pass
+
+
+# --- `python -m sandbox.docker ping|wait SECONDS`: setup's engine check -----------------------
+def _describe_engine() -> str:
+    v = engine_version()
+    return f"engine {v.get('Version', '?')} (API {v.get('ApiVersion', '?')}) at {docker_host()}"
+
+
+def _main(argv: list[str]) -> int:
+    """Ask the engine itself (through the SDK, on the socket): a ``docker`` client on PATH says
+    nothing about whether an engine runs, and a client of another version may refuse to talk."""
+    cmd = argv[0] if argv else "ping"
+    deadline = time.monotonic() + (float(argv[1]) if cmd == "wait" and len(argv) > 1 else 0)
+    while True:
+        global _client
+        _client = None
+        try:
+            print(_describe_engine())
+            return 0
+        except (SandboxUnavailable, DockerException) as e:
+            if time.monotonic() >= deadline:
+                print(str(e))
+                return 1
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

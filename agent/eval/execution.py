@@ -117,8 +117,10 @@ class RayRunner:
         remote = ray.remote(num_cpus=1)(warm_up)
         return set(ray.get([remote.remote(hold_s) for _ in range(self.parallel)]))
 
-    def run(self, tasks: list[Task], on_result: Callable[[Task, dict], None]) -> None:
-        """Submit with at most ``parallel`` in flight; ``on_result`` for each as it finishes."""
+    def run(self, tasks: list[Task], on_result: Callable[[Task, dict], None],
+            on_tick: Callable[[list[Task]], None] = lambda running: None, tick_s: float = 15.0) -> None:
+        """Submit with at most ``parallel`` in flight; ``on_result`` for each as it finishes and
+        ``on_tick`` with the runs in flight whenever ``tick_s`` passes with none finishing."""
         import ray
 
         from agent.eval.worker import run_task
@@ -134,7 +136,9 @@ class RayRunner:
                     ref = remote.options(name=f"repro-eval:{t.run_id}", **t.config.resources.ray_options()) \
                         .remote(t.model_dump(mode="json"))
                     inflight[ref] = t
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=tick_s)
+                if not ready:
+                    on_tick(list(inflight.values()))
                 for ref in ready:
                     t = inflight.pop(ref)
                     try:
@@ -184,7 +188,8 @@ def reap_local(tasks: list[Task]) -> None:
 
 
 def run_in_process_pool(tasks: list[Task], parallel: int, on_result: Callable[[Task, dict], None],
-                        pool: ProcessPoolExecutor | None = None) -> None:
+                        pool: ProcessPoolExecutor | None = None,
+                        on_tick: Callable[[list[Task]], None] = lambda running: None, tick_s: float = 15.0) -> None:
     """The same tasks on a plain ``ProcessPoolExecutor`` (no Ray): the bench's baseline."""
     from agent.eval.worker import run_task
 
@@ -192,9 +197,32 @@ def run_in_process_pool(tasks: list[Task], parallel: int, on_result: Callable[[T
         futures = {pool.submit(run_task, t.model_dump(mode="json")): t for t in tasks}
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=tick_s)
+            if not done:
+                on_tick([futures[f] for f in pending if f.running()])
             for f in done:
                 on_result(futures[f], f.result())
+
+
+def run_progress(task: Task, now: float | None = None) -> str:
+    """One line on where a run in flight is: its current step and for how long (from the
+    progress log its worker writes), e.g. ``ingest → plan (42 s in this step, 1 min 3 s in all)``."""
+    log = task.run_dir / "logs" / "eval-progress.log"
+    now = time.time() if now is None else now
+    try:
+        lines = [ln.split(" ", 2) for ln in log.read_text().splitlines() if ln.strip()]
+    except OSError:
+        return "starting"
+    if not lines:
+        return "starting"
+    first, last = float(lines[0][0]), lines[-1]
+    step = last[1] + (f" {last[2][:80]}" if len(last) > 2 and last[2] else "")
+    return f"{step} ({_dur(now - float(last[0]))} in this step, {_dur(now - first)} in all)"
+
+
+def _dur(seconds: float) -> str:
+    s = int(max(0, seconds))
+    return f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
 
 
 def iter_results(runs_dir: Path) -> Iterator[dict]:

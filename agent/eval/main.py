@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from agent.eval.config import EvalConfig
-from agent.eval.execution import RayRunner, default_parallel, run_in_process_pool
+from agent.eval.execution import RayRunner, default_parallel, run_in_process_pool, run_progress
 from agent.eval.leaderboard import build_leaderboard, collect_rows
 from agent.eval.render import write_leaderboard
 from agent.eval.tasks import PaperEntry, Task, discover_papers, plan_tasks, scan
@@ -89,16 +89,29 @@ def run_eval(
             cause = f" — {result['cause'][:120]}" if result.get("cause") else ""
             echo(f"[{done_count[0]}/{len(plan.run)}] {task.run_id}: {result['status']}{cause}")
 
+        last_seen: dict[str, tuple[str, float]] = {}
+
+        def on_tick(running: list[Task]) -> None:
+            # a line per run in flight when its step changes, and at least once a minute
+            now = time.time()
+            for t in running:
+                line = run_progress(t, now)
+                step = line.split(" (")[0]
+                seen = last_seen.get(t.run_id)
+                if seen is None or seen[0] != step or now - seen[1] >= 60:
+                    last_seen[t.run_id] = (step, now)
+                    echo(f"  … {t.run_id}: {line}")
+
         executor_desc = "none (nothing to run)"
         if plan.run:
             if executor == "ray":
                 max_cpus = max(t.config.resources.num_cpus for t in plan.run)
                 with RayRunner(ray_address, parallel, max_cpus) as runner:
                     executor_desc = f"ray ({'cluster ' + ray_address if ray_address else 'local, ' + str(runner.node_ip)})"
-                    runner.run(plan.run, on_result)
+                    runner.run(plan.run, on_result, on_tick)
             else:
                 executor_desc = "process pool"
-                run_in_process_pool(plan.run, parallel, on_result)
+                run_in_process_pool(plan.run, parallel, on_result, on_tick=on_tick)
         meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "executor": executor_desc,
                 "parallel": parallel}
         lb, paths = aggregate_to_leaderboard(papers, configs, seeds, out, meta)

@@ -27,16 +27,6 @@ CANARIES = {
 NETRC_CANARY = f"netrc-canary-{CANARY_ID}"
 
 
-def engine_reason() -> str | None:
-    try:
-        from sandbox import docker as dk
-
-        dk.client()
-        return None
-    except Exception as e:  # noqa: BLE001
-        return f"no Docker engine: {e}"
-
-
 class Recorder:
     def __init__(self) -> None:
         self.created: list[dict] = []  # docker inspect of every container made by the suite
@@ -122,10 +112,7 @@ def run_id() -> str:
 
 
 @pytest.fixture(scope="session")
-def image() -> str:
-    reason = engine_reason()
-    if reason:
-        pytest.skip(reason)
+def image(docker_engine) -> str:
     from sandbox.image import ensure_image
 
     return ensure_image()
