@@ -1,15 +1,25 @@
-"""Sandbox latency side by side with the bare Docker CLI, in one run.
+"""Sandbox latency side by side with the Docker SDK doing the same work, in one run.
 
-    python bench/sandbox.py [--reps 20] [--execs 1000]
+    python bench/sandbox.py [--reps 15] [--warm-reps 200] [--execs 1000]
 
-* cold start: create + start + first exec through DockerSandbox vs ``docker run --rm IMAGE true``
-  (goal <= 1.2x);
-* warm exec round trip: DockerSandbox.exec("true") vs ``docker exec CID true`` (goal <= 1.0x);
+Baseline: the Docker SDK (docker-py, through ``sandbox.docker.client()``), never a ``docker``
+CLI, so no client version or CLI start-up enters the figure. Both sides talk to the same
+engine over the same socket; the two sides are interleaved (A B A B ...) so drift hits both
+alike, and medians are reported.
+
+* cold start, create to removal: ``DockerSandbox(...)`` + first ``exec(["true"])`` + ``close()``
+  vs the SDK's ``docker run --rm``: ``volumes.create`` + ``containers.run(remove=True, **kw)``
+  + volume removal, where ``kw`` is ``SandboxPolicy.docker_kwargs(...)`` for the same policy,
+  image and runtime (network none, read-only root, cap-drop ALL, no-new-privileges, PID 1 user,
+  pids/memory/swap/CPU limits, /tmp tmpfs, shm size, ulimits, dns, the same size- and
+  inode-capped tmpfs workspace volume, labels). Only ``command`` differs: ``true`` as PID 1
+  (policy.pid1_user) instead of the lifetime sleep plus an exec as policy.user. The warm-up checks that a container made from these kwargs passes
+  ``SandboxPolicy.check_container`` (goal <= 1.2x);
+* warm exec round trip, on the SAME container: ``DockerSandbox.exec(["true"])`` vs the SDK's
+  ``container.exec_run(["true"])`` with the same user, workdir and (empty) environment: our
+  overhead over the SDK (goal <= 1.1x);
 * N sequential execs in one container: host fd count and RSS sampled (after a GC pass) at
   the start and every quarter: flat, or the script says GROWING and exits 1.
-
-Cold start here is what a run pays before its first command; ``docker run --rm`` also
-removes its container, so "incl. close" is printed too.
 """
 from __future__ import annotations
 
@@ -17,7 +27,6 @@ import argparse
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -28,6 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sandbox import docker as dk  # noqa: E402
 from sandbox.docker import DockerSandbox  # noqa: E402
 from sandbox.image import ensure_image  # noqa: E402
+from sandbox.policy import SandboxPolicy  # noqa: E402
+
+BASELINE = "docker SDK (docker-py) containers.run(remove=True) with SandboxPolicy.docker_kwargs"
 
 
 def rss() -> int:
@@ -52,53 +64,106 @@ def snapshot() -> tuple[int, float]:
     return fds(), rss() / 2**20
 
 
+def baseline_kwargs(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None) -> tuple[dict, dict]:
+    """(container kwargs, volume kwargs) exactly as DockerSandbox builds them, command ``true``."""
+    name = f"repro-{run_id}-agent-{uuid.uuid4().hex[:8]}"
+    labels = policy.labels(run_id=run_id, role="agent")
+    kw = policy.docker_kwargs(image=image, run_id=run_id, role="agent", volume=name, runtime=runtime, name=name)
+    kw["labels"] = labels
+    kw.pop("detach", None)
+    kw["command"] = ["true"]
+    vol = dict(name=name, driver="local", driver_opts=policy.volume_driver_opts(), labels=labels)
+    return kw, vol
+
+
+def baseline_cold(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None) -> None:
+    """``docker volume create`` + ``docker run --rm`` + ``docker volume rm``, through the SDK."""
+    c = dk.client()
+    kw, vkw = baseline_kwargs(policy, image=image, run_id=run_id, runtime=runtime)
+    vol = c.volumes.create(**vkw)
+    try:
+        c.containers.run(remove=True, **kw)  # raises ContainerError on a non-zero exit
+    finally:
+        vol.remove(force=True)
+
+
+def check_baseline_policy(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None) -> None:
+    """A container created from the baseline kwargs must pass the same drift check as ours."""
+    c = dk.client()
+    kw, vkw = baseline_kwargs(policy, image=image, run_id=run_id, runtime=runtime)
+    vol = c.volumes.create(**vkw)
+    ct = None
+    try:
+        ct = c.containers.create(**kw)
+        problems = policy.check_container(c.api.inspect_container(ct.id), runtime)
+        if problems:
+            raise SystemExit("baseline container does not match the policy: " + "; ".join(problems))
+    finally:
+        if ct is not None:
+            ct.remove(force=True, v=True)
+        vol.remove(force=True)
+
+
+def goal(ratio: float, limit: float) -> str:
+    return f"(goal <= {limit}x: {'met' if ratio <= limit else 'MISSED'})"
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--execs", type=int, default=1000)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=15, help="cold starts per side")
+    ap.add_argument("--warm-reps", type=int, default=200, help="warm execs per side")
+    ap.add_argument("--execs", type=int, default=1000, help="sequential execs for the fd/RSS check")
     a = ap.parse_args()
     image = ensure_image()
+    policy = SandboxPolicy()
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
-    label = f"repro.run_id={run_id}"
-    bare_cmd = ["docker", "run", "--rm", "--label", label, "--network", "none", "--user", "1000:1000", image, "true"]
-    print(f"engine: Docker {dk.engine_version().get('Version')}, runtime "
-          f"{'runsc' if 'runsc' in dk.runtimes() else 'runc'}; load average {os.getloadavg()[0]:.2f}; "
-          f"median of {a.reps}")
+    runtime = policy.resolve_runtime(dk.runtimes())
+    print(f"engine: Docker {dk.engine_version().get('Version')}, runtime {runtime or 'runc'}; "
+          f"load average {os.getloadavg()[0]:.2f}; baseline: {BASELINE}; interleaved A B A B, medians")
+    flat = False
     try:
-        # warm-up, not measured: page cache, the once-per-process start-up reap, CLI start
-        with DockerSandbox(run_id=run_id, image=image) as sb:
-            sb.exec("true", timeout=60)
-        subprocess.run(bare_cmd, check=True, capture_output=True)
-        ours, ours_close, bare = [], [], []
-        for _ in range(a.reps):  # interleaved so drift hits both sides alike
+        # warm-up, not measured: page cache, the once-per-process start-up reap, first connections
+        check_baseline_policy(policy, image=image, run_id=run_id, runtime=runtime)
+        for _ in range(2):
+            with DockerSandbox(policy, run_id=run_id, image=image) as sb:
+                assert sb.exec(["true"], timeout=60).ok
+            baseline_cold(policy, image=image, run_id=run_id, runtime=runtime)
+
+        ours, sdk = [], []
+        for _ in range(a.reps):
             t0 = time.perf_counter()
-            sb = DockerSandbox(run_id=run_id, image=image)
-            r = sb.exec("true", timeout=60)
+            sb = DockerSandbox(policy, run_id=run_id, image=image)
+            r = sb.exec(["true"], timeout=60)
+            sb.close()
             ours.append(time.perf_counter() - t0)
             assert r.ok, r.summary()
-            sb.close()
-            ours_close.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            subprocess.run(bare_cmd, check=True, capture_output=True)
-            bare.append(time.perf_counter() - t0)
-        print(f"cold start   : ours {med(ours)*1000:7.1f} ms  docker run --rm {med(bare)*1000:7.1f} ms  "
-              f"ratio {med(ours)/med(bare):.2f}x (goal <= 1.2x); ours incl. close {med(ours_close)*1000:.1f} ms "
-              f"= {med(ours_close)/med(bare):.2f}x")
+            baseline_cold(policy, image=image, run_id=run_id, runtime=runtime)
+            sdk.append(time.perf_counter() - t0)
+        ratio = med(ours) / med(sdk)
+        print(f"cold start incl. close ({a.reps} each): ours {med(ours) * 1000:.1f} ms  SDK run --rm "
+              f"{med(sdk) * 1000:.1f} ms  ratio {ratio:.2f}x {goal(ratio, 1.2)}")
 
-        with DockerSandbox(run_id=run_id, image=image) as sb:
-            w_ours, w_cli = [], []
-            for _ in range(a.reps):
+        with DockerSandbox(policy, run_id=run_id, image=image) as sb:
+            ct = sb.container
+            for _ in range(5):  # warm-up of both paths
+                sb.exec(["true"], timeout=60)
+                ct.exec_run(["true"], user=policy.user, workdir=sb.workdir, environment={}, stdin=False, tty=False)
+            w_ours, w_sdk = [], []
+            for _ in range(a.warm_reps):
                 t0 = time.perf_counter()
-                sb.exec("true", timeout=60)
+                r = sb.exec(["true"], timeout=60)
                 w_ours.append(time.perf_counter() - t0)
+                assert r.ok, r.summary()
                 t0 = time.perf_counter()
-                subprocess.run(["docker", "exec", "-u", "1000:1000", sb.container.id, "true"], check=True,
-                               capture_output=True)
-                w_cli.append(time.perf_counter() - t0)
-            print(f"warm exec    : ours {med(w_ours)*1000:7.1f} ms  docker exec     {med(w_cli)*1000:7.1f} ms  "
-                  f"ratio {med(w_ours)/med(w_cli):.2f}x (goal <= 1.0x)")
+                er = ct.exec_run(["true"], user=policy.user, workdir=sb.workdir, environment={}, stdin=False,
+                                 tty=False)
+                w_sdk.append(time.perf_counter() - t0)
+                assert er.exit_code == 0, er
+            ratio = med(w_ours) / med(w_sdk)
+            print(f"warm exec, same container ({a.warm_reps} each): ours {med(w_ours) * 1000:.2f} ms  "
+                  f"SDK exec_run {med(w_sdk) * 1000:.2f} ms  ratio {ratio:.2f}x {goal(ratio, 1.1)}")
 
-            sb.exec("true", timeout=60)
             samples = [snapshot()]
             step = max(1, a.execs // 4)
             t0 = time.perf_counter()
@@ -111,11 +176,10 @@ def main() -> int:
             f = [x[0] for x in samples]
             m = [x[1] for x in samples]
             flat = f[-1] - f[0] <= 4 and m[-1] - m[0] <= 16
-            print(f"{a.execs} execs  : {took:.1f} s ({took / a.execs * 1000:.1f} ms each); host fds {f}; "
+            print(f"{a.execs} execs: {took:.1f} s ({took / a.execs * 1000:.1f} ms each); host fds {f}; "
                   f"RSS MiB {[round(x, 1) for x in m]} -> {'flat' if flat else 'GROWING'}")
     finally:
-        dk.reap(run_id)
-        subprocess.run(["docker", "container", "prune", "-f", "--filter", f"label={label}"], capture_output=True)
+        dk.reap(run_id)  # both sides label their containers and volumes with run_id
     return 0 if flat else 1
 
 
