@@ -2,6 +2,12 @@
 
 bench/hostile.py checks that every id here produced at least one JSON row (a run, or a
 "skipped" row saying why the case cannot run on this host), so a case cannot silently vanish.
+
+``SANITY`` names the rows (by their full row name, variant suffix included) in which nothing
+hostile is tried: they check that ordinary work still works, that a configuration fails closed
+or is what it claims, or audit afterwards what the suite's containers, logs and artifacts show.
+The figure counts hostile rows only; sanity rows are reported on a line of their own (and a
+failing one still fails the run). A row name not listed here is a hostile run.
 """
 from __future__ import annotations
 
@@ -42,6 +48,25 @@ CASES: dict[str, tuple[str, str]] = {
     "F04": ("oversize copy-out leaves nothing", "refused"),
     "F05": ("exact round trip", "equal"),
 }
+
+
+SANITY: dict[str, str] = {
+    "R02-after": "a plain `echo alive` after the OOM: the sandbox still works",
+    "F05": "benign files copied in and out: a correctness check, no attack",
+    "S07": "audit: every container's HostConfig against the policy, nothing is attempted",
+    "S08": "configuration: strict runtime without runsc refuses to start; nothing runs",
+    "S09": "identity check: uname/dmesg of the gVisor runtime",
+    "R15": "audit: no container or volume left after the suite",
+    "K02": "audit: docker inspect of a container holds no canary",
+    "K02-all": "audit: docker inspect of every container the suite made holds no canary",
+    "K03": "audit: logs, artifacts and result rows the suite wrote hold no canary",
+    "K06": "configuration: LocalSandbox refuses untrusted code without bwrap; nothing runs",
+}
+
+
+def is_sanity(row: dict) -> bool:
+    """A row that tries nothing hostile (see ``SANITY``): reported apart from the figure."""
+    return row.get("case") in SANITY
 
 
 def case_id(row_case: str) -> str:
