@@ -52,9 +52,25 @@ def _cli_model_factory():
 set_model_factory(_cli_model_factory)
 
 
+_T0 = [0.0]
+
+
+def _clock() -> str:
+    import time
+
+    if not _T0[0]:
+        _T0[0] = time.monotonic()
+    s = int(time.monotonic() - _T0[0])
+    return f"[dim]{s // 60:3d}:{s % 60:02d}[/]"
+
+
 def _progress(event: str, **data) -> None:
     if event == "node":
-        console.print(f"[bold cyan]▶ {data['name']}[/] {data.get('detail', '')}")
+        console.print(f"{_clock()} [bold cyan]▶ {data['name']}[/] {data.get('detail', '')}")
+    elif event == "step":
+        console.print(f"{_clock()}   turn {data['turn']}: asking the model ({data.get('detail', '')})")
+    elif event == "tool":
+        console.print(f"{_clock()}   turn {data['turn']}: [bold]{data['name']}[/] {data.get('detail', '')}")
     elif event == "grade":
         if data["done"] == data["total"] or data["done"] % 5 == 0:
             console.print(f"  graded {data['done']}/{data['total']} leaves")
@@ -66,8 +82,10 @@ def _finish(state: dict, cfg: RunConfig) -> None:
     report = (state.get("report") or {}).get("html")
     grade = state.get("grade") or {}
     reps = (state.get("reproduction") or {}).get("results") or {}
-    for method, r in reps.items():
-        console.print(f"  {method:5s} accuracy before {r['before']:.3f} → after {r['after']:.3f}")
+    for exp, r in reps.items():
+        shown = ", ".join(f"{k} {v:.4g}" + (f" (before {r['before'][k]:.4g})" if k in (r.get("before") or {}) else "")
+                          for k, v in list(r["metrics"].items())[:3])
+        console.print(f"  {exp}: {shown}")
     if grade:
         console.print(f"[bold green]score {grade['score']:.2f}[/] (coverage {grade['coverage']:.0%}, judge {grade['judge_model']})")
     if state.get("status") != "done":
@@ -109,9 +127,15 @@ def run(
     review: bool = typer.Option(False, "--review", help="pause for a human after the plan and after the code"),
     max_dollars: Optional[float] = typer.Option(None, help="agent model spend limit in US dollars"),
     max_sandbox: float = typer.Option(3 * 3600, help="sandbox-time budget in seconds"),
-    max_debug: int = typer.Option(2, help="debug iterations after a failed smoke run"),
+    max_steps: int = typer.Option(60, help="model turns of the coding agent's tool loop"),
+    max_agent_time: float = typer.Option(2 * 3600, help="wall time of the tool loop in seconds"),
+    guide: str = typer.Option("auto", help="narrow the tool menu per step for weak models: auto (embedded "
+                                           "model only) | on | off"),
+    seed: int = typer.Option(42, help="REPRO_SEED of the reproduction run"),
 ) -> None:
-    """Replicate a paper: ingest → plan → implement → execute/debug → reproduce → grade → report."""
+    """Replicate a paper: ingest → plan → the coding agent's tool loop → reproduce → grade → report."""
+    if guide not in ("auto", "on", "off"):
+        raise typer.BadParameter("--guide must be auto, on or off")
     if resume:
         cfg = load_run_config(resume, runs_dir)
         if password:
@@ -129,8 +153,8 @@ def run(
                         agent_model=agent_mc, judge_model=judge_mc, sandbox_backend=sandbox,
                         train_limit=train_limit, epochs=epochs,
                         budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall, max_dollars=max_dollars,
-                                        max_sandbox_s=max_sandbox, max_debug_iterations=max_debug),
-                        review=review)
+                                        max_sandbox_s=max_sandbox, max_steps=max_steps, max_agent_s=max_agent_time),
+                        review=review, guide=guide, seed=seed)
     _preflight_or_exit(cfg, resume=bool(resume))
     console.print(f"run [bold]{cfg.run_id}[/] → {cfg.run_dir}")
     try:
@@ -210,12 +234,23 @@ def review_cmd(
 
 
 @app.command()
-def demo(runs_dir: Path = typer.Option(Path("runs")), train_limit: Optional[int] = typer.Option(None)) -> None:
+def demo(runs_dir: Path = typer.Option(Path("runs")), train_limit: Optional[int] = typer.Option(None),
+         max_steps: int = typer.Option(24, help="model turns of the coding agent")) -> None:
     """Replicate the bundled demo paper offline on the embedded defaults."""
     run(paper=DEMO_PAPER, rubric=None, model=None, base_url=None, judge_model=None, judge_base_url=None,
         password=None, sandbox="docker", train_limit=train_limit, epochs=None, max_tokens=2_000_000,
         max_wall=4 * 3600, runs_dir=runs_dir, resume=None, review=False, max_dollars=None, max_sandbox=3 * 3600,
-        max_debug=2)
+        max_steps=max_steps, max_agent_time=2 * 3600, guide="auto", seed=42)
+
+
+@app.command()
+def stop(run_id: str, runs_dir: Path = typer.Option(Path("runs"))) -> None:
+    """Ask a running run's coding agent to stop: it ends at its next step and the run goes on to grading."""
+    from agent.loop.nodes import stop_file
+
+    cfg = load_run_config(run_id, runs_dir)
+    stop_file(cfg.run_dir).write_text("stop requested\n")
+    console.print(f"run {run_id}: the agent stops at its next step (then the reproduction and grading run)")
 
 
 @app.command()

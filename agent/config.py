@@ -65,8 +65,14 @@ class Budgets(BaseModel):
     """Wall time for the whole run, checked between nodes (and capping each sandbox command)."""
     max_sandbox_s: float = 3 * 3600
     """Seconds spent in sandbox commands (smoke runs + the reproduction), summed."""
-    max_debug_iterations: int = 2
-    """Edit-and-retry rounds after a failed execution."""
+    max_steps: int = 60
+    """Model turns of the coding agent's tool loop."""
+    max_agent_s: float = 2 * 3600
+    """Wall time of the tool loop (the reproduction and grading come after it)."""
+    max_malformed_in_row: int = 3
+    """Malformed replies in a row (unknown tool, bad arguments, not JSON) that end the loop."""
+    reminder_every: int = 5
+    """A time-and-budget reminder every this many model turns."""
     max_reasks: int = 2
     """Re-asks after a malformed model output before falling back (and saying so)."""
     max_review_rounds: int = 5
@@ -107,6 +113,11 @@ class RunConfig(BaseModel):
     budgets: Budgets = Budgets()
     review: bool = False
     """Pause for a human after the plan and after the code (``repro run --review``)."""
+    guide: Literal["auto", "on", "off"] = "auto"
+    """Narrow the tool menu at each step to what fits the workspace's state (scaffold, smoke job,
+    wait, submit): for weak models. "auto": on for the embedded model only."""
+    seed: int = 42
+    """REPRO_SEED of the reproduction run."""
 
     @property
     def run_dir(self) -> Path:

@@ -24,6 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 import openai
 from tenacity import retry, retry_if_exception, wait_exponential_jitter
 
+from graders.files import parse_json
+
 
 class ModelError(Exception):
     """The model could not be reached or kept failing. Says which endpoint and what to do."""
@@ -44,6 +46,21 @@ class Usage:
 
 
 @dataclass
+class ToolCall:
+    """One tool call of a reply. ``error`` says why it is unusable (unknown tool, arguments that
+    are not a JSON object); the loop then answers it with that reason instead of running it."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    error: str | None = None
+
+    def to_message(self) -> dict:
+        args = self.arguments if self.arguments is not None else {}
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": json.dumps(args)}}
+
+
+@dataclass
 class Completion:
     text: str
     parsed: Any = None
@@ -51,6 +68,7 @@ class Completion:
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -62,17 +80,102 @@ class ChatModel(Protocol):
         messages: list[dict],
         *,
         schema: dict | None = None,
+        tools: list[dict] | None = None,
         temperature: float = 0.0,
         seed: int | None = None,
         max_tokens: int | None = None,
     ) -> Completion: ...
 
 
-def _parse_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return None
+# ---------------------------------------------------------------- tool calling
+# ``tools`` everywhere is a list of {"name", "description", "parameters" (JSON schema)}; the
+# messages are in the OpenAI shape (assistant "tool_calls", role "tool" results). Endpoints with
+# function calling get them as they are; the others (llama.cpp's server) get a JSON reply
+# constrained to TOOL_REPLY's schema, and the same ToolCall objects come back.
+def tool_reply_schema(tools: list[dict], max_calls: int = 3) -> dict:
+    """The schema a constrained reply follows: a short thought, then 1..max_calls calls, each
+    one of the given tools with that tool's own argument schema."""
+    options = [{"type": "object",
+                "properties": {"tool": {"type": "string", "enum": [t["name"]]}, "args": t["parameters"]},
+                "required": ["tool", "args"], "additionalProperties": False} for t in tools]
+    return {"type": "object",
+            "properties": {"thought": {"type": "string", "maxLength": 400},
+                           "calls": {"type": "array", "minItems": 1, "maxItems": max_calls,
+                                     "items": options[0] if len(options) == 1 else {"anyOf": options}}},
+            "required": ["thought", "calls"], "additionalProperties": False}
+
+
+def tools_prompt(tools: list[dict]) -> str:
+    """How a constrained reply names its tools (the schema holds the details)."""
+    lines = ["Reply with JSON only: {\"thought\": \"...\", \"calls\": [{\"tool\": NAME, \"args\": {...}}]}. Tools:"]
+    for t in tools:
+        params = ", ".join(t["parameters"].get("properties", {}))
+        lines.append(f"- {t['name']}({params}): {t['description'].splitlines()[0]}")
+    return "\n".join(lines)
+
+
+def parse_tool_calls(raw: list[tuple[str | None, str, Any]], known: set[str], prefix: str) -> list[ToolCall]:
+    """(id, name, arguments as JSON text or object) -> ToolCall, with the reason when unusable."""
+    calls = []
+    for i, (cid, name, args) in enumerate(raw):
+        cid = cid or f"{prefix}-{i}"
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as exc:
+                calls.append(ToolCall(cid, name, None, f"the arguments are not valid JSON ({exc.msg})"))
+                continue
+        if name not in known:
+            calls.append(ToolCall(cid, name, args if isinstance(args, dict) else None,
+                                  f"there is no tool named {name!r}; the tools are {sorted(known)}"))
+        elif not isinstance(args, dict):
+            calls.append(ToolCall(cid, name, None, "the arguments must be a JSON object"))
+        else:
+            calls.append(ToolCall(cid, name, args))
+    return calls
+
+
+def as_constrained_messages(messages: list[dict], tools: list[dict]) -> list[dict]:
+    """OpenAI-shaped tool messages -> plain chat turns for an endpoint without function calling:
+    assistant calls become the JSON it would have written, tool results become user turns."""
+    out: list[dict] = []
+    for m in messages:
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            calls = [{"tool": c["function"]["name"], "args": _parse_json(c["function"]["arguments"]) or {}}
+                     for c in m["tool_calls"]]
+            out.append({"role": "assistant", "content": json.dumps({"thought": m.get("content") or "", "calls": calls})})
+        elif m.get("role") == "tool":
+            out.append({"role": "user", "content": f"[result of {m.get('name', 'the call')}]\n{m.get('content', '')}"})
+        else:
+            out.append({"role": m["role"], "content": m.get("content") or ""})
+    if out and out[0]["role"] == "system":
+        out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + tools_prompt(tools)}
+    else:
+        out.insert(0, {"role": "system", "content": tools_prompt(tools)})
+    return _merge_turns(out)
+
+
+def _merge_turns(messages: list[dict]) -> list[dict]:
+    """Chat templates of small models expect alternating turns: join consecutive same-role ones."""
+    merged: list[dict] = []
+    for m in messages:
+        if merged and merged[-1]["role"] == m["role"] and m["role"] != "system":
+            merged[-1] = {"role": m["role"], "content": merged[-1]["content"] + "\n\n" + m["content"]}
+        else:
+            merged.append(dict(m))
+    return merged
+
+
+def constrained_calls(completion: Completion, tools: list[dict], prefix: str) -> list[ToolCall]:
+    """The ToolCalls of a constrained JSON reply (none when it is not the expected object)."""
+    obj = completion.parsed if completion.parsed is not None else _parse_json(completion.text)
+    if not isinstance(obj, dict) or not isinstance(obj.get("calls"), list):
+        return []
+    raw = [(None, str(c.get("tool", "")), c.get("args")) for c in obj["calls"] if isinstance(c, dict)]
+    return parse_tool_calls(raw, {t["name"] for t in tools}, prefix)
+
+
+_parse_json = parse_json
 
 
 # ---------------------------------------------------------------- test doubles
@@ -90,8 +193,8 @@ class ScriptedChatModel:
         self.name = name
         self.requests: list[dict] = []
 
-    def complete(self, messages, *, schema=None, temperature=0.0, seed=None, max_tokens=None):
-        self.requests.append({"messages": messages, "schema": schema})
+    def complete(self, messages, *, schema=None, tools=None, temperature=0.0, seed=None, max_tokens=None):
+        self.requests.append({"messages": messages, "schema": schema, "tools": tools})
         if not self.script:
             raise ScriptExhausted(
                 f"ScriptedChatModel '{self.name}' ran out of answers at request #{len(self.requests)}; "
@@ -104,11 +207,17 @@ class ScriptedChatModel:
             raise item
         if isinstance(item, Completion):
             return item
+        usage = Usage(sum(len(str(m.get("content", ""))) // 4 for m in messages), len(str(item)) // 4)
+        if tools is not None and isinstance(item, dict) and "calls" in item:
+            # a scripted tool reply: {"calls": [{"tool": name, "args": {...}} | {"raw": ...}], "thought": "..."}
+            raw = [(None, c.get("tool", ""), c.get("raw", c.get("args"))) for c in item["calls"]]
+            calls = parse_tool_calls(raw, {t["name"] for t in tools}, f"call{len(self.requests)}")
+            return Completion(text=item.get("thought", ""), tool_calls=calls, usage=usage, model=self.name)
         text = item if isinstance(item, str) else json.dumps(item)
         return Completion(
             text=text,
             parsed=_parse_json(text) if schema is not None else None,
-            usage=Usage(sum(len(str(m.get("content", ""))) // 4 for m in messages), len(text) // 4),
+            usage=usage,
             model=self.name,
         )
 
@@ -164,8 +273,23 @@ class OpenAIChatModel:
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIChatModel(model={self.name!r}, base_url={self.base_url!r})"
 
-    def complete(self, messages, *, schema=None, temperature=0.0, seed=None, max_tokens=None):
+    @property
+    def native_tools(self) -> bool:
+        """Function calling as the endpoint's own feature; llama.cpp's server gets constrained JSON."""
+        return self.json_mode != "json_object"
+
+    def complete(self, messages, *, schema=None, tools=None, temperature=0.0, seed=None, max_tokens=None):
+        prefix = "call-" + hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        if tools and not self.native_tools:
+            comp = self.complete(as_constrained_messages(messages, tools), schema=tool_reply_schema(tools),
+                                 temperature=temperature, seed=seed, max_tokens=max_tokens)
+            comp.tool_calls = constrained_calls(comp, tools, prefix)
+            obj = comp.parsed if isinstance(comp.parsed, dict) else {}
+            comp.text = str(obj.get("thought", "")) if comp.tool_calls else comp.text
+            return comp
         kwargs: dict[str, Any] = {"model": self.name, "messages": messages, "temperature": temperature}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "function": t} for t in tools]
         if seed is not None:
             kwargs["seed"] = seed
         if max_tokens is not None:
@@ -209,6 +333,8 @@ class OpenAIChatModel:
         usage = Usage(
             getattr(resp.usage, "prompt_tokens", 0) or 0, getattr(resp.usage, "completion_tokens", 0) or 0
         )
+        calls = parse_tool_calls([(c.id, c.function.name, c.function.arguments) for c in (msg.tool_calls or [])],
+                                 {t["name"] for t in tools or []}, prefix)
         return Completion(
             text=text,
             parsed=_parse_json(text) if schema is not None else None,
@@ -216,6 +342,7 @@ class OpenAIChatModel:
             finish_reason=choice.finish_reason or "stop",
             usage=usage,
             model=resp.model or self.name,
+            tool_calls=calls,
         )
 
 

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Method = Literal["full", "head", "lora", "qlora", "sft", "dpo"]
+#: labels of the registry's recipes (agent.recipes), for plans and reports
 METHOD_LABELS = {
     "full": "Full fine-tuning",
     "head": "Classifier head only (transfer learning)",
@@ -25,19 +25,31 @@ class Reported(BaseModel):
     row: str
     column: str
     page: int
+    metric: str = "accuracy"
+    """The metric name a reproduction reports it under (results/<id>/metrics.json's keys)."""
 
 
 class Experiment(BaseModel):
+    """One experiment the paper reports results for — free-form: the agent writes its code."""
+
+    id: str
+    """Short slug; the experiment's results go to results/<id>/metrics.json (the contract)."""
     name: str
-    method: Method
+    method: str = ""
+    """What is trained, on what, and how, in the paper's words."""
+    recipe: str | None = None
+    """A registry recipe that is a tested starting point for it (agent.recipes), or None."""
+    metric: str = "accuracy"
     reported_after: Reported | None = None
     reported_before: Reported | None = None
     claim: str | None = None
     """What the paper claims about this experiment (planning stage 1)."""
     targets: list[Reported] = Field(default_factory=list)
-    """The paper's numbers this experiment should reach (planning stage 2): always rows of the
-    structured paper's results, never numbers from the model's text."""
+    """The paper's numbers this experiment should reach: always rows of the structured paper's
+    results, never numbers from the model's text."""
     metrics: list[str] = Field(default_factory=list)
+    evidence: str = ""
+    """Why it is in the plan (model pick, a results row of the paper, ...)."""
 
 
 class Deviation(BaseModel):
@@ -66,8 +78,6 @@ class Plan(BaseModel):
     paper_dataset: str
     model: str = "all-MiniLM-L6-v2"
     dataset: str = "movieReviewSnippets_GroundTruth.txt"
-    recipe: str = "sequence-classification"
-    """Informational: the recipe family of the first experiment (each experiment's method picks its recipe)."""
     causal_model: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
     """Model file/dir (under $REPRO_MODELS) for the causal-LM recipes (sft, dpo)."""
     experiments: list[Experiment]
@@ -76,3 +86,9 @@ class Plan(BaseModel):
     notes: list[str] = Field(default_factory=list)
     source: Literal["model", "fallback"] = "model"
     """'fallback' when the model's answers were unusable and the plan came from the paper alone."""
+
+    addendum: str | None = None
+    """The paper's addendum.md (PaperBench layout) when one sits beside the PDF: given to the agent."""
+
+    def experiment(self, exp_id: str) -> Experiment | None:
+        return next((e for e in self.experiments if e.id == exp_id), None)

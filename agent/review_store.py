@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, model_validator
+
+from graders.files import write_json
 
 Stage = Literal["plan", "code"]
 Action = Literal["approve", "edit", "feedback"]
@@ -59,13 +60,7 @@ def review_dir(run_dir: Path) -> Path:
 
 
 def _write(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(path, obj)
 
 
 def _read(path: Path) -> dict | None:
@@ -169,7 +164,6 @@ consume_decision = consume
 def default_reviewer() -> str:
     """Who a decision is attributed to when nobody says: $REPRO_REVIEWER, else the login name."""
     import getpass
-    import os
 
     try:
         return os.environ.get("REPRO_REVIEWER") or getpass.getuser()

@@ -83,10 +83,10 @@ def open_models(cfg: RunConfig):
             server.stop()
 
 
-def sandbox_factory(cfg: RunConfig) -> Callable[[str], Any]:
-    def factory(role: str):
+def sandbox_factory(cfg: RunConfig) -> Callable[..., Any]:
+    def factory(role: str, **options: Any):
         return open_sandbox(cfg.sandbox_backend, run_id=cfg.run_id, role=role, image=cfg.image,
-                            log_dir=cfg.run_dir / "logs")
+                            log_dir=cfg.run_dir / "logs", **options)
 
     return factory
 
@@ -95,7 +95,9 @@ def _reap(cfg: RunConfig) -> None:
     if cfg.sandbox_backend == "docker":
         from sandbox.docker import reap
 
-        reap(cfg.run_id)  # leftovers of a crashed attempt (C02)
+        # leftovers of a crashed attempt (C02) — but not the agent's workspace: a resumed run
+        # re-attaches to it, its files and its running jobs
+        reap(cfg.run_id, keep_roles=("agent",))
 
 
 def _checkpointer(cfg: RunConfig) -> SqliteSaver:
@@ -120,7 +122,8 @@ def execute_run(
     _reap(cfg)
     saver = _checkpointer(cfg)
     graph = compile_graph(checkpointer=saver)
-    thread = {"configurable": {"thread_id": cfg.run_id}, "recursion_limit": 60}
+    # each loop turn is a model step plus one step per tool call: room for a busy loop
+    thread = {"configurable": {"thread_id": cfg.run_id}, "recursion_limit": 8 * cfg.budgets.max_steps + 100}
     models_cm = contextlib.nullcontext((model, judge_model or model)) if model is not None else open_models(cfg)
     progress = _hang_hook(progress or (lambda *a, **k: None), cfg)
     try:
@@ -132,9 +135,7 @@ def execute_run(
             if resume and snapshot.values and not snapshot.next and not snapshot.tasks:
                 return snapshot.values  # already finished
             start: Any = None if (resume and snapshot.values) else {
-                "run_id": cfg.run_id, "status": "running", "started_at": time.time(), "node_log": [],
-                "debug_iterations": 0, "sandbox_s": 0.0,
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "reasks": 0},
+                "run_id": cfg.run_id, "status": "running", "started_at": time.time(),
             }
             waiting = _interrupt(snapshot) if start is None else None
             if waiting is not None:  # paused for review: resume only with the reviewer's decision
@@ -153,6 +154,7 @@ def execute_run(
                 pending = _interrupt(snapshot)
                 if pending is not None:
                     return _pause(cfg, graph, thread, pending)
+                _close_workspace(ctx)  # the run is over: its workspace container goes
                 return values
             except (PaperError, ModelError, SandboxError, JudgeTransportError, RubricError, FileNotFoundError) as exc:
                 _fail(cfg, graph, thread, exc, agent_model, judge)
@@ -164,25 +166,36 @@ def execute_run(
         saver.conn.close()
 
 
+def _close_workspace(ctx: RunContext) -> None:
+    if ctx.workspace is not None:
+        ctx.workspace.close()
+        ctx.workspace = None
+
+
 HANG_ENV = "REPRO_TEST_HANG_AT"
+MARK_ENV = "REPRO_TEST_MARK_AT"
 
 
 def _hang_hook(progress: Callable[..., None], cfg: RunConfig) -> Callable[..., None]:
-    """Test hook for the kill-and-resume harness: ``REPRO_TEST_HANG_AT=node:execute`` (or
-    ``grade:partial``: after some judge groups, not all) makes this process write ``<run_dir>/hang.marker``
-    and sleep at that point, so a parent can SIGKILL it exactly there. Unset: a no-op."""
+    """Test hook for the kill-and-resume harness: ``REPRO_TEST_HANG_AT=node:grade`` (or
+    ``tool:bash``, or ``grade:partial``: after some judge groups, not all) makes this process write
+    ``<run_dir>/hang.marker`` and sleep at that point, so a parent can SIGKILL it exactly there;
+    ``REPRO_TEST_MARK_AT=tool:wait_job`` only writes ``mark.marker`` and goes on (a parent kills
+    it while the tool runs). Unset: a no-op."""
     import os
 
-    spot = os.environ.get(HANG_ENV)
-    if not spot:
+    spot, mark = os.environ.get(HANG_ENV), os.environ.get(MARK_ENV)
+    if not spot and not mark:
         return progress
 
     def hooked(event: str, **data: Any) -> None:
         progress(event, **data)
-        here = f"node:{data.get('name')}" if event == "node" else ""
+        here = f"{event}:{data.get('name')}" if event in ("node", "tool") else ""
         if event == "grade" and 0 < data.get("done", 0) < data.get("total", 0):
             here = "grade:partial"  # some judge groups graded (and cached), some not
-        if here == spot:
+        if here and here == mark:  # say where we are and go on (the parent kills us mid-tool)
+            write_atomic(cfg.run_dir / "mark.marker", str(os.getpid()))
+        if here and here == spot:
             write_atomic(cfg.run_dir / "hang.marker", str(os.getpid()))
             time.sleep(3600)
 
@@ -206,7 +219,8 @@ def _pause(cfg: RunConfig, graph, thread, waiting: dict) -> dict:
         return values
     sub = cfg.run_dir / "submission"
     rdir = review_store.review_dir(cfg.run_dir)
-    files = {rel: (sub / rel).read_text() for rel in sorted(values.get("files") or {}) if (sub / rel).is_file()}
+    files = {rel: (sub / rel).read_text(errors="replace") for rel in sorted(values.get("files") or {})
+             if (sub / rel).is_file()}
     plan_text = json.dumps(values.get("plan") or {}, indent=2, sort_keys=True)
     current = {"plan.json": plan_text, **{f"submission/{k}": v for k, v in files.items()}}
     snap = rdir / "snapshot"
@@ -247,9 +261,13 @@ def _fail(cfg: RunConfig, graph, thread, exc: Exception, agent_model, judge) -> 
 
 
 def list_runs(runs_dir: Path) -> list[dict]:
+    """Runs that started (a checkpoint, a report or a recorded failure): a directory with only a
+    run.json is a run that never began and is not listed."""
     rows = []
     for run_json in sorted(Path(runs_dir).glob("*/run.json")):
         d = run_json.parent
+        if not any((d / f).exists() for f in ("checkpoints.sqlite", "report.json", "failure.json")):
+            continue
         report = d / "report.json"
         row = {"run_id": d.name, "paper": json.loads(run_json.read_text()).get("paper_path"), "status": "running?",
                "score": None, "coverage": None, "started": datetime.fromtimestamp(run_json.stat().st_mtime).isoformat(timespec="seconds")}

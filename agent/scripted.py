@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm import Completion, ModelError, ScriptExhausted, Usage
+from graders.files import parse_json
 
 ENV_VAR = "REPRO_SCRIPTED_MODEL"
 
@@ -79,11 +80,7 @@ class FileScriptedModel:
         return rule["reply"]
 
 
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
+_loads = parse_json
 
 
 def from_env() -> FileScriptedModel | None:

@@ -1,7 +1,54 @@
-"""What is checkpointed: small, serialisable facts. Big artifacts live on disk in the run dir."""
+"""What is checkpointed: small, serialisable, typed records. Big artifacts live on disk in the run
+dir (the loop's conversation in trajectory/, file versions in blobs/). Channels with a reducer
+take deltas: a node returns only what it adds (``node_log: ["plan"]``, ``usage: <this node's>``)."""
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import operator
+from typing import Annotated, Any, TypedDict
+
+from agent.usage import plus
+
+
+def merge(old: dict | None, new: dict | None) -> dict:
+    """Shallow merge: a node returns only the keys of a record it changes."""
+    return {**(old or {}), **(new or {})}
+
+
+class Usage(TypedDict, total=False):
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+    reasks: int
+
+
+class PendingCall(TypedDict, total=False):
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    error: str | None  # why the call is unusable (unknown tool, arguments not JSON)
+
+
+class LoopRecord(TypedDict, total=False):
+    """The tool loop's counters and facts (agent/loop). ``turn`` counts model replies."""
+
+    turn: int
+    started_at: float
+    tool_calls: int
+    malformed: int
+    malformed_in_row: int
+    nudges: int
+    reminders: int
+    usage: Usage  # the loop's own model usage (also summed into RunState.usage)
+    files_hash: str  # the submission's files as last synced
+    scaffolded: dict[str, dict]  # path -> {recipes, step, sha256} as the scaffold wrote it
+    scaffolded_experiments: list[str]
+    job_files: dict[str, str]  # job name -> files hash when it started
+    smoke: dict  # {passed, files, step, command}: the last smoke run of reproduce.sh
+    submitted: dict | None  # {note, step, forced}
+    exit: str | None  # submitted | steps | tokens | dollars | time | malformed | user_stop
+    exit_detail: str
+    guided: int  # turns whose tool menu the guide narrowed
+    feedback: list[str]  # reviewer feedback not yet shown to the model
 
 
 class RunState(TypedDict, total=False):
@@ -11,14 +58,13 @@ class RunState(TypedDict, total=False):
     started_at: float
     paper: dict[str, Any]  # title, sha256, pages, counts, warnings (full Paper in paper.json)
     plan: dict[str, Any]  # agent.plan.Plan dump
-    files: dict[str, str]  # submission path -> sha256
-    execution: dict[str, Any]  # last smoke run: returncode, summary, log path
-    debug_iterations: int
-    debug_log: list[dict[str, Any]]
+    files: dict[str, str]  # submission path -> sha256 (as synced from the workspace)
+    pending: list[PendingCall]  # tool calls of the last model reply not yet run
+    loop: Annotated[LoopRecord, merge]
     reproduction: dict[str, Any]  # returncode, summary, start_time, duration, results
     grade: dict[str, Any]  # score, coverage, judge model, rubric source
     report: dict[str, str]  # format -> path
-    usage: dict[str, int]  # prompt_tokens, completion_tokens, calls, reasks
-    sandbox_s: float  # seconds spent in sandbox commands (budgeted)
-    review: dict[str, Any]  # review gate: stage, round, last action, next hop, feedback, history
-    node_log: list[str]  # nodes completed, in order (for resume tests and the report)
+    usage: Annotated[Usage, plus]  # every agent-model call (planning and the loop)
+    sandbox_s: Annotated[float, operator.add]  # seconds spent in sandbox commands (budgeted)
+    review: Annotated[dict[str, Any], merge]  # review gate: stage, next hop, feedback, history
+    node_log: Annotated[list[str], operator.add]  # nodes completed, in order (resume tests, the report)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_aft
 
 from graders.aggregate import regrade
 from graders.evidence import EvidenceLimits, SubmissionEvidence, collect, fence, new_nonce
+from graders.files import parse_json, write_json
 from graders.rubric import GradedTaskNode, TaskNode, validate_tree
 
 log = logging.getLogger(__name__)
@@ -186,16 +185,7 @@ def complete_with_retry(model: JudgeModel, messages: list[dict], cfg: JudgeConfi
 
 
 # ---------------------------------------------------------------- replies
-def _load_json(text: str) -> Any:
-    text = text.strip()
-    # A reply that is exactly one fenced JSON block is still one JSON value; prose is not.
-    if text.startswith("```") and text.endswith("```") and text.count("```") == 2:
-        text = text[3:-3]
-        text = text[4:] if text.lower().startswith("json") else text
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        return None
+_load_json = parse_json
 
 
 def parse_reply(completion: Any, keys: set[str]) -> tuple[dict[str, tuple[int, str]], str | None]:
@@ -268,13 +258,8 @@ class GradeCache:
         return Verdict(data["score"], True, data["explanation"], {"cached": True, "model": data.get("model")})
 
     def put(self, key: str, verdict: Verdict, model_name: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "score": verdict.score, "explanation": verdict.explanation,
-                       "model": model_name}, fh)
-        os.replace(tmp, path)
+        write_json(self._path(key), {"key": key, "score": verdict.score, "explanation": verdict.explanation,
+                                     "model": model_name}, indent=None)
 
 
 # ---------------------------------------------------------------- prompts

@@ -8,12 +8,11 @@ a new tree whose internal scores are re-aggregated (``graders.aggregate.regrade`
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from graders.rubric import GradedTaskNode
+from graders.files import write_json
 
 FILE = "overrides.json"
 MAX_REASON_CHARS = 2000
@@ -67,11 +66,7 @@ def add_override(run_dir: Path, judge_tree: GradedTaskNode, leaf_id: str, score:
              "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "judge": {"score": leaf.score, "valid_score": bool(leaf.valid_score), "explanation": leaf.explanation}}
     entries = load_overrides(run_dir) + [entry]
-    path = Path(run_dir) / FILE
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{FILE}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(entries, f, indent=2)
-    os.replace(tmp, path)
+    write_json(Path(run_dir) / FILE, entries)
     return entry
 
 

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from graders.aggregate import aggregate, regrade
 from graders.citations import evidence_files, json_key_line, leaf_evidence
+from graders.files import write_atomic
 from graders.overrides import apply_overrides, latest_by_leaf, load_overrides
 from graders.rubric import load_graded
 
@@ -49,15 +50,21 @@ class Links:
     def paper(self, page: int | None = None) -> str:
         return f"{self._paper}#page={page}" if page else self._paper
 
+    trajectory = None  # the web UI links its step-by-step trajectory view here
+
 
 # ---------------------------------------------------------------- finishing the data
 def curves_data(results: dict[str, dict]) -> dict:
-    """Per-method loss history and before/after metric, as plain numbers (for report.json)."""
-    return {
-        "loss": {m: [[h["step"], h["loss"]] for h in (r.get("history") or [])] for m, r in results.items()
-                 if r.get("history")},
-        "metric": {m: {"before": r.get("before"), "after": r.get("after")} for m, r in results.items()},
-    }
+    """Per-experiment loss curve and before/after headline metric (graders.contract results)."""
+    loss, metric = {}, {}
+    for exp, r in results.items():
+        pts = (r.get("curves") or {}).get("loss") or []
+        if pts:
+            loss[exp] = [[p[0], p[1]] for p in pts]
+        name = next(iter(r.get("metrics") or {}), None)
+        if name is not None:
+            metric[exp] = {"before": (r.get("before") or {}).get(name), "after": r["metrics"][name]}
+    return {"loss": loss, "metric": metric}
 
 
 def curves_png(curves: dict) -> str | None:
@@ -188,6 +195,18 @@ def render_markdown(data: dict) -> str:
     for b in data.get("before_after", []):
         lines.append(f"| {b['method']} | {_fmt(b['before'])} | {_fmt(b['after'])} | "
                      f"{b.get('trainable_params') or '—'} / {b.get('total_params') or '—'} |")
+    lines += ["", "## Experiments of the paper", ""]
+    lines += [f"- `{e['id']}` {e['name']}: **{e['status']}** — {e['reason']}" for e in data.get("experiments") or []]
+    a = data.get("agent")
+    if a:
+        lines += ["", "## The coding agent", "", f"{a['turns']} turns, {a['tool_calls']} tool calls, {a['malformed']} "
+                  f"malformed (re-asked), {a['nudges']} nudges; exit **{a.get('exit')}** {a.get('exit_detail') or ''}"
+                  + (f"; guided on {a['guided']} turns (the tool menu was narrowed)" if a.get("guided") else ""), ""]
+        lines += [f"- `{f['path']}`: {f['origin']}" for f in a["files"]]
+        lines += ["", "| turn | tool | arguments | result |", "|---|---|---|---|"]
+        for st in a["steps"]:
+            res = (st["result"] or "").replace("\n", " ").replace("|", "\\|")[:160]
+            lines.append(f"| {st['turn']} | {st['tool'] or '—'} | `{(st['args'] or '').replace('|', '/')[:80]}` | {res} |")
     lines += ["", "## Deviations from the paper", ""]
     lines += [f"- **{d['what']}**: paper {d['paper']} → ours {d['ours']} — {d['reason']}" for d in data.get("deviations") or []]
     lines += [] if data.get("deviations") else ["None recorded."]
@@ -232,9 +251,7 @@ def write_report(data: dict, run_dir: Path) -> dict[str, str]:
     texts = {"json": json.dumps(_slim(data), indent=2, default=str), "md": render_markdown(data),
              "html": render_html(data)}
     for key, text in texts.items():
-        tmp = out[key].with_suffix(out[key].suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out[key])
+        write_atomic(out[key], text)
     return {k: str(v) for k, v in out.items()}
 
 

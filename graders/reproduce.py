@@ -6,7 +6,6 @@ file copied in is first back-dated to before the marker, so a result file the ag
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -14,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from graders.contract import SEED_ENV, START_MARKER, read_results
+
 LOG_NAME = "reproduce.log"
-MARKER_NAME = ".repro_start"
+MARKER_NAME = START_MARKER
 
 _BACKDATE = (
     "import os,sys\n"
@@ -37,8 +38,9 @@ class Reproduction:
     timed_out: bool = False
     oom_killed: bool = False
     dir: str = ""
-    #: method -> {"before": float, "after": float, "metric": str, "file": relative path}
+    #: experiment -> {"metrics", "before", "curves", "file", "info"} (graders.contract.read_results)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int | None = None
     ignored: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -46,30 +48,8 @@ class Reproduction:
 
 
 def collect_results(repro_dir: Path, start_time: float) -> tuple[dict[str, dict], list[str]]:
-    """metrics.json files written at/after the marker; older ones are listed as ignored."""
-    results: dict[str, dict] = {}
-    ignored: list[str] = []
-    for path in sorted(repro_dir.glob("results/*/metrics.json")):
-        rel = str(path.relative_to(repro_dir))
-        if path.stat().st_mtime < start_time:
-            ignored.append(f"{rel}: written before the reproduction started")
-            continue
-        try:
-            m = json.loads(path.read_text())
-            metric = m.get("metric", "accuracy")
-            results[m.get("method") or path.parent.name] = {
-                "before": float(m["before"][metric]),
-                "after": float(m["after"][metric]),
-                "metric": metric,
-                "train_seconds": m.get("train_seconds"),
-                "trainable_params": m.get("trainable_params"),
-                "total_params": m.get("total_params"),
-                "history": m.get("history", [])[:500],
-                "file": rel,
-            }
-        except (ValueError, KeyError, TypeError) as exc:
-            ignored.append(f"{rel}: unreadable ({exc})")
-    return results, ignored
+    """Results by the submission contract (graders.contract): files written at/after the marker."""
+    return read_results(repro_dir, start_time)
 
 
 def reproduce(
@@ -79,6 +59,7 @@ def reproduce(
     *,
     timeout: float = 3600,
     progress: Callable[[str], None] = lambda line: None,
+    seed: int | None = None,
 ) -> Reproduction:
     """Run reproduce.sh in a fresh sandbox; copy the workspace back to ``out_dir`` (replaced)."""
     submission_dir = Path(submission_dir)
@@ -93,8 +74,9 @@ def reproduce(
         sb.write_file(MARKER_NAME, f"{start}\n")
         progress("reproduce.sh started in a fresh sandbox")
         t0 = time.monotonic()
+        env = {SEED_ENV: str(seed)} if seed is not None else None
         res = sb.exec(["bash", "-c", f"set -o pipefail; bash reproduce.sh 2>&1 | tee {LOG_NAME}"],
-                      timeout=timeout, cwd=sb.workdir)
+                      timeout=timeout, cwd=sb.workdir, env=env)
         duration = time.monotonic() - t0
         tmp = Path(tempfile.mkdtemp(prefix=".repro-copy-", dir=Path(out_dir).parent))
         try:
@@ -112,4 +94,5 @@ def reproduce(
     return Reproduction(
         ok=res.ok, returncode=res.returncode, summary=res.summary(), start_time=start, duration_s=round(duration, 1),
         timed_out=res.timed_out, oom_killed=res.oom_killed, dir=str(out_dir), results=results, ignored=ignored,
+        seed=seed,
     )

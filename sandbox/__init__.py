@@ -32,6 +32,9 @@ def open_sandbox(
     log_dir: Path | None = None,
     gpu: bool = False,
     trust: str = "trusted",
+    name: str | None = None,
+    reuse: bool = False,
+    path: Path | None = None,
 ) -> Sandbox:
     """Open a sandbox. ``backend``: "docker" (hardened container; ``image`` defaults to
     ``repro-sandbox:latest``, built offline if missing), "local" (trusted dev use on the
@@ -39,11 +42,12 @@ def open_sandbox(
     if backend == "docker":
         from sandbox.docker import DockerSandbox
 
-        return DockerSandbox(policy, run_id=run_id, image=image, role=role, gpu=gpu, log_dir=log_dir)
+        return DockerSandbox(policy, run_id=run_id, image=image, role=role, gpu=gpu, log_dir=log_dir, name=name,
+                             reuse=reuse)
     if backend == "local":
         from sandbox.local import LocalSandbox
 
-        return LocalSandbox(policy, run_id=run_id, trust=trust, log_dir=log_dir)  # type: ignore[arg-type]
+        return LocalSandbox(policy, run_id=run_id, trust=trust, log_dir=log_dir, path=path)  # type: ignore[arg-type]
     if backend == "fake":
         from sandbox.fake import FakeSandbox
 

@@ -45,6 +45,7 @@ from sandbox.paths import resolve_inside
 from sandbox.policy import (
     LABEL_EXPIRES,
     LABEL_KIND,
+    LABEL_ROLE,
     LABEL_RUN_ID,
     SandboxPolicy,
     check_env,
@@ -171,7 +172,8 @@ def default_image() -> str:
 _startup_reaped = False
 
 
-def reap(run_id: str | None = None, *, now: float | None = None, min_age_s: float = 60.0) -> dict[str, int]:
+def reap(run_id: str | None = None, *, now: float | None = None, min_age_s: float = 60.0,
+         keep_roles: tuple[str, ...] = ()) -> dict[str, int]:
     """Remove our leftovers; returns counts removed.
 
     With ``run_id`` (on resume): every container and volume of that run. Without (at
@@ -184,7 +186,11 @@ def reap(run_id: str | None = None, *, now: float | None = None, min_age_s: floa
     now = time.time() if now is None else now
     flt = {"label": [f"{LABEL_RUN_ID}={check_run_id(run_id)}"]} if run_id else {"label": [f"{LABEL_KIND}=sandbox"]}
     removed = {"containers": 0, "volumes": 0}
+    kept: set[str] = set()
     for ct in c.containers.list(all=True, filters=flt, ignore_removed=True):
+        if run_id and (ct.labels or {}).get(LABEL_ROLE) in keep_roles and ct.status == "running":
+            kept.add(ct.name)  # a resumed run re-attaches to it (the agent's workspace and its jobs)
+            continue
         if run_id or _stale_container(ct, now, min_age_s):
             try:
                 ct.remove(force=True, v=True)
@@ -196,6 +202,8 @@ def reap(run_id: str | None = None, *, now: float | None = None, min_age_s: floa
             removed["volumes"] += _remove_volume(c, ct.name)  # the workspace volume shares its name
     for vol in c.volumes.list(filters=flt):
         labels = vol.attrs.get("Labels") or {}
+        if vol.name in kept:
+            continue
         if run_id or _expired(labels, now) or _orphan_volume(c, vol, min_age_s):
             try:
                 vol.remove(force=True)
@@ -291,7 +299,11 @@ class DockerSandbox:
         role: str = "agent",
         gpu: bool = False,
         log_dir: Path | None = None,
+        name: str | None = None,
+        reuse: bool = False,
     ):
+        """``name`` + ``reuse``: attach to this run's running container of that name when there is
+        one (the agent's workspace after a crash: its files and jobs live on), else create it."""
         self.policy = policy or SandboxPolicy()
         self.run_id = check_run_id(run_id)
         self.role = role
@@ -311,7 +323,10 @@ class DockerSandbox:
         self.gpu_requested = gpu
         self.image = image or default_image()
         suffix = uuid.uuid4().hex[:8]
-        self.name = f"repro-{self.run_id}-{role}-{suffix}"[:128]
+        self.name = (name or f"repro-{self.run_id}-{role}-{suffix}")[:128]
+        self.attached = False
+        if reuse and self._attach(c):
+            return
         labels = self.policy.labels(run_id=self.run_id, role=role, gpu=self.gpu)
         try:
             self.volume = c.volumes.create(
@@ -341,6 +356,37 @@ class DockerSandbox:
             raise
         self.id = self.container.id
         self._host_oom_file = self._find_host_oom_file()
+
+    def _attach(self, c: docker.DockerClient) -> bool:
+        """Take over this run's existing container of our name if it still runs under our policy;
+        a stopped or foreign one is removed (with its volume) so a fresh one can take the name."""
+        try:
+            ct = c.containers.get(self.name)
+        except NotFound:
+            return False
+        labels = ct.labels or {}
+        state = self._api.inspect_container(ct.id)
+        ours = labels.get(LABEL_RUN_ID) == self.run_id and labels.get(LABEL_KIND) == "sandbox"
+        if ours and state["State"].get("Running") and not self.policy.check_container(state, self.runtime) \
+                and not _expired(labels, time.time()):
+            self.container = ct
+            self.volume = c.volumes.get(self.name)
+            self.id = ct.id
+            self.image = state["Config"].get("Image") or self.image
+            self.attached = True
+            self._host_oom_file = self._find_host_oom_file()
+            self._oom_seen = self._oom_count() or 0
+            return True
+        if not ours:
+            raise PolicyViolation(f"a container named {self.name} exists but is not this run's sandbox")
+        self.container = ct
+        try:
+            self.volume = c.volumes.get(self.name)
+        except NotFound:
+            self.volume = None
+        self._cleanup()
+        self.container = self.volume = None
+        return False
 
     # --- helpers ----------------------------------------------------------------------------
     def _find_host_oom_file(self) -> Path | None:

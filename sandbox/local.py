@@ -57,6 +57,7 @@ class LocalSandbox:
         log_dir: Path | None = None,
         base_dir: Path | None = None,
         assets_env: bool = True,
+        path: Path | None = None,
     ):
         self.policy = policy or SandboxPolicy()
         self.run_id = check_run_id(run_id)
@@ -69,7 +70,12 @@ class LocalSandbox:
                 "LocalSandbox(trust='untrusted') needs bubblewrap (apt-get install bubblewrap); "
                 "use the docker backend for untrusted code"
             )
-        self._dir = Path(tempfile.mkdtemp(prefix=f"repro-{self.run_id}-", dir=base_dir))
+        if path is not None:  # a fixed workdir that outlives this object (kept on close)
+            self._dir = Path(path)
+            self._dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self._dir = Path(tempfile.mkdtemp(prefix=f"repro-{self.run_id}-", dir=base_dir))
+        self._keep_dir = path is not None
         os.chmod(self._dir, 0o700)
         self.workdir = str(self._dir.resolve())
         self._home = self._dir / ".home"  # hidden tmp/home so HOME != a real home
@@ -337,7 +343,8 @@ class LocalSandbox:
             return
         self._closed = True
         self._kill_marked()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not self._keep_dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalSandbox":
         return self

@@ -6,7 +6,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.nodes.common import finished, write_atomic
+from agent.nodes.common import write_atomic
 from agent.state import RunState
 from graders.aggregate import aggregate
 from graders.generate import build_rubric
@@ -64,5 +64,5 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
             "judge_warnings": list(meta.get("warnings", [])),
             "judge_usage": {k: meta.get(k, 0) for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")},
         },
-        "node_log": finished(state, "grade"),
+        "node_log": ["grade"],
     }

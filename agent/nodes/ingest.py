@@ -4,7 +4,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.nodes.common import finished, write_json
+from agent.nodes.common import write_json
 from agent.state import RunState
 from papers import load_paper
 
@@ -25,5 +25,5 @@ def ingest(state: RunState, runtime: Runtime[RunContext]) -> dict:
             "hyperparameters": len(paper.hyperparameters),
             "warnings": list(paper.warnings),
         },
-        "node_log": finished(state, "ingest"),
+        "node_log": ["ingest"],
     }

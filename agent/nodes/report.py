@@ -1,8 +1,12 @@
-"""report: assemble everything the run produced into report.json / .md / .html."""
+"""report: assemble everything the run produced into report.json / .md / .html.
+
+The agent's side knows the plan and the loop: which experiments were replicated (and why not),
+the trajectory, which files the model wrote and which came from scaffolds. graders.report
+finishes and renders the data.
+"""
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import time
@@ -11,11 +15,18 @@ from pathlib import Path
 
 from langgraph.runtime import Runtime
 
+from agent.budget import dollars
 from agent.context import RunContext
-from agent.nodes.common import finished
-from agent.plan import METHOD_LABELS
+from agent.loop import trajectory
+from agent.loop.nodes import run_usage
 from agent.state import RunState
 from graders.report import write_report
+
+# metric names a paper prints vs names a script writes (the reported-vs-reproduced join)
+_ALIASES = {"accuracy": ("accuracy", "acc", "test_accuracy", "eval_accuracy"),
+            "f1": ("f1", "macro_f1", "f1_macro", "macro-f1", "test_f1"),
+            "error": ("error", "error_rate", "test_error"),
+            "perplexity": ("perplexity", "ppl", "eval_perplexity")}
 
 
 def _version(dist: str) -> str:
@@ -25,9 +36,131 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def pick_metric(metrics: dict[str, float], name: str) -> tuple[str, float] | None:
+    """The reproduced value for the paper's metric ``name`` (exact, then known aliases)."""
+    if name in metrics:
+        return name, metrics[name]
+    norm = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in metrics}
+    for alias in _ALIASES.get(name, (name,)):
+        k = norm.get(re.sub(r"[^a-z0-9]", "", alias))
+        if k is not None:
+            return k, metrics[k]
+    return None
+
+
 def _on_paper_scale(value: float, reported: dict | None) -> float:
     # Papers print accuracy as 81.2 (%) or 0.812; show ours on the paper's scale.
-    return value * 100 if reported and reported["value"] > 1.5 else value
+    return value * 100 if reported and reported["value"] > 1.5 and abs(value) <= 1.0 else value
+
+
+def _row(exp: dict, target: dict | None, r: dict | None, where: str, label: str) -> dict:
+    got = pick_metric(r.get(where) or {}, target["metric"] if target else exp.get("metric", "accuracy")) if r else None
+    reproduced = delta = None
+    if got is not None:
+        key, value = got
+        display = _on_paper_scale(value, target)
+        reproduced = {"value": value, "display": display, "file": f"reproduction/{r['file']}", "key": f"{where}.{key}"}
+        delta = display - target["value"] if target else None
+    return {"experiment": label, "experiment_id": exp["id"], "metric": (target or {}).get("metric", exp.get("metric")),
+            "reported": target, "reproduced": reproduced, "delta": delta}
+
+
+def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
+    """(reported vs reproduced rows, before/after rows), joined by experiment id and metric."""
+    rows, before_after, before_done = [], [], False
+    for exp in plan.get("experiments", []):
+        r = results.get(exp["id"])
+        for t in exp.get("targets") or [None]:
+            rows.append(_row(exp, t, r, "metrics", exp["name"]))
+        b = exp.get("reported_before")
+        if b and not before_done:  # the 'before' row of the paper, compared once
+            rows.insert(0, _row(exp, b, r, "before", "Before fine-tuning"))
+            before_done = r is not None
+        if r and r.get("before"):
+            name = next(iter(r["metrics"]))
+            before_after.append({"method": exp["name"], "before": r["before"].get(name), "after": r["metrics"][name],
+                                 "trainable_params": r["info"].get("trainable_params"),
+                                 "total_params": r["info"].get("total_params"),
+                                 "train_seconds": r["info"].get("train_seconds")})
+    return rows, before_after
+
+
+def experiment_status(plan: dict, results: dict, loop: dict, rep: dict) -> list[dict]:
+    """Each planned experiment: replicated (its results file came from the reproduction) or not,
+    with the reason — never dropped silently."""
+    out = []
+    scaffolded = set(loop.get("scaffolded_experiments") or [])
+    for exp in plan.get("experiments", []):
+        if exp["id"] in results:
+            out.append({"id": exp["id"], "name": exp["name"], "status": "replicated",
+                        "reason": f"results/{exp['id']}/metrics.json written by the reproduction"})
+            continue
+        if not rep.get("start_time"):
+            why = rep.get("summary") or "the reproduction did not run"
+        elif not rep.get("ok"):
+            why = f"the reproduction {rep.get('summary')}"
+        elif exp["id"] in scaffolded:
+            why = "scaffolded, but the reproduction wrote no results file for it"
+        elif not exp.get("recipe"):
+            why = "no tested recipe fits it and the agent wrote no code that reports it"
+        else:
+            why = "the agent did not implement it"
+        exit_ = loop.get("exit")
+        if exit_ and exit_ != "submitted":
+            why += f" (the agent's loop ended: {loop.get('exit_detail') or exit_})"
+        out.append({"id": exp["id"], "name": exp["name"], "status": "not replicated", "reason": why})
+    return out
+
+
+def file_origins(run_dir: Path, loop: dict, files: dict[str, str], review: dict) -> list[dict]:
+    """Who wrote each submitted file: a scaffold (and whether the model edited it since), the
+    model itself, or a reviewer."""
+    scaffolded = loop.get("scaffolded") or {}
+    edited_by_reviewer = set(review.get("edited_files") or [])
+    out = []
+    for rel, sha in sorted(files.items()):
+        s = scaffolded.get(rel)
+        if rel in edited_by_reviewer:
+            origin = "edited by a reviewer"
+        elif s and s.get("sha256") == sha:
+            origin = f"scaffold ({', '.join(s['recipes'])}), unchanged"
+        elif s:
+            origin = f"scaffold ({', '.join(s['recipes'])}), then edited by the model"
+        else:
+            origin = "written by the model"
+        out.append({"path": rel, "origin": origin, "sha256": sha})
+    return out
+
+
+def agent_summary(run_dir: Path, state: dict) -> dict:
+    loop = state.get("loop") or {}
+    turns = trajectory.all_turns(run_dir)[: loop.get("turn", 0)] if loop.get("turn") else []
+    steps = []
+    for t in turns:
+        results = {r["id"]: r for r in t.get("results", [])}
+        calls = (t.get("reply") or {}).get("calls") or []
+        if not calls:
+            steps.append({"turn": t["turn"], "tool": None, "args": "", "result": (t.get("reask") or "no tool call"),
+                          "ok": False, "seconds": 0.0, "changes": None, "menu": t.get("menu"), "guide": t.get("guide")})
+        for c in calls:
+            r = results.get(c["id"]) or {}
+            steps.append({"turn": t["turn"], "tool": c["name"], "args": json.dumps(c.get("arguments") or {})[:300],
+                          "result": (r.get("content") or "(not run)")[:600], "ok": r.get("ok"),
+                          "malformed": r.get("malformed", False), "seconds": r.get("seconds"),
+                          "changes": r.get("changes"), "menu": t.get("menu"), "guide": t.get("guide")})
+    u = loop.get("usage") or {}
+    return {
+        "turns": loop.get("turn", 0), "tool_calls": loop.get("tool_calls", 0), "malformed": loop.get("malformed", 0),
+        "nudges": loop.get("nudges", 0), "reminders": loop.get("reminders", 0), "guided": loop.get("guided", 0),
+        "exit": loop.get("exit"), "exit_detail": loop.get("exit_detail"),
+        "submitted": loop.get("submitted"), "smoke": loop.get("smoke"),
+        "tokens": u.get("prompt_tokens", 0) + u.get("completion_tokens", 0),
+        "tokens_per_turn": round((u.get("prompt_tokens", 0) + u.get("completion_tokens", 0)) / max(1, loop.get("turn", 0))),
+        "jobs_stopped_at_exit": loop.get("jobs_stopped_at_exit") or [],
+        "notes": loop.get("exit_notes") or [],
+        "files": file_origins(run_dir, loop, state.get("files") or {}, state.get("review") or {}),
+        "steps": steps,
+    }
 
 
 def build_report_data(state: dict, cfg, models: dict) -> dict:
@@ -37,36 +170,11 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
     full = {}
     if (run_dir / "reproduction.json").exists():
         full = json.loads((run_dir / "reproduction.json").read_text()).get("results", {})
-    results = rep.get("results") or {}
-    comparison, before_after = [], []
-    for exp in plan.get("experiments", []):
-        m = exp["method"]
-        r = results.get(m)
-        reported = exp.get("reported_after")
-        reproduced = None
-        delta = None
-        if r:
-            display = _on_paper_scale(r["after"], reported)
-            reproduced = {"value": r["after"], "display": display,
-                          "file": f"reproduction/{r['file']}", "key": f"after.{r['metric']}"}
-            delta = display - reported["value"] if reported else None
-            before_after.append({"method": METHOD_LABELS.get(m, m), "before": r["before"], "after": r["after"],
-                                 "trainable_params": r.get("trainable_params"), "total_params": r.get("total_params"),
-                                 "train_seconds": r.get("train_seconds")})
-        comparison.append({"experiment": exp["name"], "method": m, "metric": plan.get("metric", "accuracy"),
-                           "reported": reported, "reproduced": reproduced, "delta": delta})
-    before_rep = next((e.get("reported_before") for e in plan.get("experiments", []) if e.get("reported_before")), None)
-    if before_rep and results:
-        first = next(iter(results.values()))
-        display = _on_paper_scale(first["before"], before_rep)
-        comparison.insert(0, {"experiment": "Before fine-tuning", "method": "before", "metric": plan.get("metric", "accuracy"),
-                              "reported": before_rep,
-                              "reproduced": {"value": first["before"], "display": display,
-                                             "file": f"reproduction/{first['file']}", "key": f"before.{first['metric']}"},
-                              "delta": display - before_rep["value"]})
+    results = full or rep.get("results") or {}
+    rows, before_after = comparison(plan, results)
     grade = state.get("grade")
     graded_tree = json.loads((run_dir / "graded.json").read_text()) if grade and (run_dir / "graded.json").exists() else None
-    usage = state.get("usage") or {}
+    usage = run_usage(state)
     ju = (grade or {}).get("judge_usage", {})
     status = state.get("status") or "done"
     if grade:
@@ -81,6 +189,10 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         warnings.append("The judge is the agent's own model: it graded its own work.")
     if rep and not rep.get("ok"):
         warnings.append(f"The reproduction run {rep.get('summary')}.")
+    loop = state.get("loop") or {}
+    if loop.get("guided"):
+        warnings.append(f"Guided run: on {loop['guided']} of {loop.get('turn', 0)} turns the tool menu was narrowed "
+                        "to what fit the workspace's state (the model is weak); see 'The coding agent'.")
     return {
         "run_id": cfg.run_id,
         "status": status,
@@ -93,67 +205,43 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "plan_source": plan.get("source"),
         "plan_notes": plan.get("notes", []),
         "deviations": plan.get("deviations", []),
-        "comparison": comparison,
+        "experiments": experiment_status(plan, results, loop, rep),
+        "comparison": rows,
         "before_after": before_after,
         "reproduction": {**rep, "results_full": full},
-        "debug_log": state.get("debug_log", []),
+        "agent": agent_summary(run_dir, state) if loop else None,
         "grade": grade,
         "graded_tree": graded_tree,
-        "cost": cost_summary(usage, ju, models, cfg, rep, state.get("started_at")),
+        "cost": cost_summary(usage, ju, models, cfg, rep, state, state.get("started_at")),
         "environment": environment(cfg),
     }
 
 
-# Dollars per million (prompt, completion) tokens. Local models cost nothing; an unknown
-# endpoint model gets "unknown" rather than a guess. REPRO_PRICE_PER_MTOK="in,out" overrides.
-PRICES_PER_MTOK = {
-    "gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1": (2.00, 8.00), "gpt-4.1-nano": (0.10, 0.40), "o4-mini": (1.10, 4.40),
-}
-
-
-def _price(name: str, local: bool) -> tuple[float, float] | None:
-    env = os.environ.get("REPRO_PRICE_PER_MTOK")
-    if env:
-        a, _, b = env.partition(",")
-        return float(a), float(b or a)
-    if local:
-        return 0.0, 0.0
-    return PRICES_PER_MTOK.get(name)
-
-
-def cost_summary(usage: dict, judge_usage: dict, models: dict, cfg, rep: dict, started_at: float | None) -> dict:
-    dollars, notes = 0.0, []
+def cost_summary(usage: dict, judge_usage: dict, models: dict, cfg, rep: dict, state: dict,
+                 started_at: float | None) -> dict:
+    """Tokens and dollars from the same price table the budget stop uses (Budgets.prices)."""
+    notes, total = [], 0.0
     for role, u, mc in (("agent", usage, cfg.agent_model), ("judge", judge_usage, cfg.judge_model)):
-        price = _price(models.get(role, ""), mc.embedded)
-        if price is None:
-            dollars = None
-            break
-        dollars += (u.get("prompt_tokens", 0) * price[0] + u.get("completion_tokens", 0) * price[1]) / 1e6
         if mc.embedded:
             notes.append(f"{role}: local model, no charge")
-    smoke = _smoke_seconds(Path(cfg.run_dir) / "logs")
+            continue
+        total += dollars(cfg.budgets, models.get(role, ""), u)
+        if cfg.budgets.price(models.get(role, "")) == cfg.budgets.unknown_price:
+            notes.append(f"{role}: no price known for {models.get(role)!r}; charged at the unknown-model rate")
+    loop_s = (state.get("loop") or {}).get("sandbox_s", 0.0)
     return {
         "agent_tokens": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
         "agent_calls": usage.get("calls", 0),
-        "reasks": usage.get("reasks", 0),
+        "reasks": usage.get("reasks", 0) + (state.get("loop") or {}).get("malformed", 0),
         "judge_tokens": judge_usage.get("prompt_tokens", 0) + judge_usage.get("completion_tokens", 0),
         "judge_calls": judge_usage.get("calls", 0),
-        "dollars": None if dollars is None else round(dollars, 6),
+        "dollars": round(total, 6),
         "price_note": "; ".join(notes),
         "wall_s": round(time.time() - (started_at or time.time()), 1),
-        "smoke_s": smoke,
+        "smoke_s": round(loop_s, 1),
         "reproduce_s": rep.get("duration_s"),
-        "sandbox_s": round(smoke + (rep.get("duration_s") or 0.0), 1),
+        "sandbox_s": round(loop_s + (rep.get("duration_s") or 0.0), 1),
     }
-
-
-def _smoke_seconds(logs: Path) -> float:
-    # execute-N.log ends each command with "[succeeded after 7.6s]" (ExecResult.summary()).
-    total = 0.0
-    for log in logs.glob("execute-*.log"):
-        total += sum(float(x) for x in re.findall(r"after ([0-9.]+)s\]", log.read_text(errors="replace")))
-    return round(total, 1)
 
 
 def environment(cfg) -> dict:
@@ -174,7 +262,6 @@ def report(state: RunState, runtime: Runtime[RunContext]) -> dict:
     ctx.progress("node", name="report", detail=str(cfg.run_dir))
     status = state.get("status") or "running"
     final = "done" if status == "running" else status
-    data = build_report_data({**state, "status": final}, cfg,
-                             {"agent": ctx.model.name, "judge": ctx.judge_model.name})
+    data = build_report_data({**state, "status": final}, cfg, {"agent": ctx.model.name, "judge": ctx.judge_model.name})
     paths = write_report(data, cfg.run_dir)
-    return {"report": paths, "status": final, "node_log": finished(state, "report")}
+    return {"report": paths, "status": final, "node_log": ["report"]}

@@ -4,10 +4,11 @@ Without ``RunConfig.review`` both nodes pass straight through. With it, the node
 graph (``interrupt``); the runner writes review/pending.json and returns. ``repro review`` (or
 the web UI) writes review/decision.json (agent.review_store) and resumes the run with it:
 
-* approve  -> go on (implement / execute)
-* edit     -> the edited plan replaces the plan / the edited files replace the submission's
-* feedback -> the text goes back to the agent: re-plan (plan stage) or revise the code (code
-              stage), then the gate pauses again, at most ``max_review_rounds`` times.
+* approve  -> go on (the coding agent / the reproduction)
+* edit     -> the edited plan replaces the plan / the edited files replace the workspace's
+* feedback -> the text goes back to the agent: re-plan (plan stage), or back into the tool loop
+              as a message to the coding agent (code stage); then the gate pauses again, at
+              most ``max_review_rounds`` times.
 
 A node that calls ``interrupt`` is re-run from the top on resume, so everything before the
 call is side-effect free.
@@ -20,7 +21,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agent.context import RunContext
-from agent.nodes.common import finished, sha256_text, write_atomic
+from agent.nodes.common import write_atomic
 from agent.plan import Plan
 from agent.review_store import ReviewDecision
 from agent.state import RunState
@@ -40,20 +41,16 @@ def _gate(state: RunState, runtime: Runtime[RunContext], stage: str) -> ReviewDe
 
 
 def _record(state: RunState, decision: ReviewDecision, nxt: str, **extra) -> dict:
-    review = dict(state.get("review") or {})
     entry = {"stage": decision.stage, "action": decision.action, **({"text": decision.text} if decision.text else {})}
-    review["history"] = list(review.get("history", [])) + [entry]
-    review["next"] = nxt
-    review["feedback"] = decision.text if decision.action == "feedback" else None
-    review.update(extra)
-    return review
+    return {"history": list((state.get("review") or {}).get("history", [])) + [entry], "next": nxt,
+            "feedback": decision.text if decision.action == "feedback" else None, **extra}
 
 
 def review_plan(state: RunState, runtime: Runtime[RunContext]) -> dict:
     d = _gate(state, runtime, "plan")
     if d is None:
-        return {"review": {**(state.get("review") or {}), "next": None, "feedback": None}}
-    out: dict = {"node_log": finished(state, "review_plan")}
+        return {"review": {"next": None, "feedback": None}}
+    out: dict = {"node_log": ["review_plan"]}
     if d.action == "feedback":
         out["review"] = _record(state, d, "plan")
     elif d.action == "edit":
@@ -61,27 +58,31 @@ def review_plan(state: RunState, runtime: Runtime[RunContext]) -> dict:
         edited.notes.append("plan edited by the reviewer")
         out["plan"] = json.loads(edited.model_dump_json())
         write_atomic(runtime.context.config.run_dir / "plan-reviewed.json", edited.model_dump_json(indent=2))
-        out["review"] = _record(state, d, "implement")
+        out["review"] = _record(state, d, "code")
     else:
-        out["review"] = _record(state, d, "implement")
+        out["review"] = _record(state, d, "code")
     return out
 
 
 def review_code(state: RunState, runtime: Runtime[RunContext]) -> dict:
     d = _gate(state, runtime, "code")
     if d is None:
-        return {"review": {**(state.get("review") or {}), "next": None, "feedback": None}}
-    out: dict = {"node_log": finished(state, "review_code")}
+        return {"review": {"next": None, "feedback": None}}
+    out: dict = {"node_log": ["review_code"]}
     if d.action == "feedback":
-        out["review"] = _record(state, d, "revise")
+        # back into the tool loop: the coding agent reads the feedback as its next message
+        out["review"] = _record(state, d, "code")
+        out["loop"] = {"exit": None, "exit_detail": "", "submitted": None,
+                       "feedback": [f"A human reviewer read your code and asks: {(d.text or '')[:2000]}"]}
     elif d.action == "edit":
-        sub = runtime.context.config.run_dir / "submission"
-        files = dict(state.get("files", {}))
+        from agent.loop.nodes import workspace
+
+        ws = workspace(runtime.context)
         for rel, content in (d.files or {}).items():
-            write_atomic(sub / rel, content)
-            files[rel] = sha256_text(content)
-        out["files"] = files
-        out["review"] = _record(state, d, "execute", edited_files=sorted(d.files or {}))
+            ws.write_text(rel, content)
+        ws.sync(step=(state.get("loop") or {}).get("turn", 0))
+        out["files"] = dict(ws.manifest)
+        out["review"] = _record(state, d, "reproduce", edited_files=sorted(d.files or {}))
     else:
-        out["review"] = _record(state, d, "execute")
+        out["review"] = _record(state, d, "reproduce")
     return out

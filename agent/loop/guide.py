@@ -1,0 +1,48 @@
+"""The guide: for weak models, a tool menu narrowed to what fits the workspace's state.
+
+A 135M-parameter model cannot plan a replication, but it can pick among few constrained options.
+Each turn the guide offers only the tools (and argument values) that make sense now — scaffold the
+next planned experiment that has a recipe, smoke-test reproduce.sh as a job, wait for it, submit —
+and every narrowed turn is counted and shown in the report. When the smoke run fails, the menu
+opens to every tool: fixing code is the model's own work.
+"""
+from __future__ import annotations
+
+from agent.plan import Plan
+from agent.tools.specs import SPECS, tool_schema
+
+SMOKE_COMMAND = "REPRO_SMOKE=1 bash reproduce.sh"
+
+
+def enabled(mode: str, embedded: bool) -> bool:
+    return mode == "on" or (mode == "auto" and embedded)
+
+
+def _smoke_name(loop: dict) -> str:
+    used = set((loop.get("job_files") or {}))
+    n = 1
+    while (f"smoke-{n}" if n > 1 else "smoke") in used:
+        n += 1
+    return f"smoke-{n}" if n > 1 else "smoke"
+
+
+def menu(plan: Plan, loop: dict, running: list[str], smoke_ok: bool, files_hash: str,
+         has_reproduce: bool) -> tuple[list[dict], str]:
+    """(tool schemas to offer, the guide's one-line reason) for this turn."""
+    todo = [e for e in plan.experiments if e.recipe and e.id not in (loop.get("scaffolded_experiments") or [])]
+    if running:
+        return [tool_schema("wait_job", narrow={"name": running[:1]})], f"job {running[0]} runs: wait for it"
+    if todo:
+        e = todo[0]
+        return ([tool_schema("scaffold", narrow={"recipe": [e.recipe], "experiment": [e.id]})],
+                f"experiment {e.id} has a recipe and is not scaffolded yet")
+    smoke = loop.get("smoke") or {}
+    if not has_reproduce:
+        return [tool_schema(n) for n in SPECS], "no experiment has a recipe: every tool is open to write the code"
+    if smoke_ok:
+        return [tool_schema("submit")], "reproduce.sh passed its smoke run on these files: submit"
+    if not smoke or (smoke.get("files") != files_hash and smoke.get("passed", True)):
+        name = _smoke_name(loop)
+        return ([tool_schema("start_job", narrow={"name": [name], "command": [SMOKE_COMMAND]})],
+                "every recipe experiment is scaffolded: smoke-test reproduce.sh")
+    return [tool_schema(n) for n in SPECS], "the smoke run failed: every tool is open to fix it"

@@ -1,0 +1,214 @@
+"""The tool loop's nodes: ``model_step`` asks for the next tool calls, ``tool_step`` runs one call,
+``route`` picks the next hop. Each is one LangGraph step, checkpointed before the next starts, so
+a crash loses at most the call that was running — and a resumed run re-runs only that one.
+
+Typed exits (``loop.exit``): submitted, steps, tokens, dollars, time, sandbox, malformed,
+user_stop. Every exit leads to the grading path with whatever the workspace holds.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+
+from agent import budget
+from agent.context import RunContext
+from agent.loop import context as cx
+from agent.loop import guide, trajectory
+from agent.plan import Plan
+from agent.tools import ToolContext, ToolResult, manifest_hash, run_tool
+from agent.tools.specs import CHANGES_FILES, tool_schemas
+from agent.tools.submit import smoke_passed
+from agent.usage import of, plus
+from agent.workspace import Workspace
+from papers.paper import Paper
+
+STOP_FILE = "STOP"
+MAX_REPLY_TOKENS = 1200
+
+
+def workspace(ctx: RunContext) -> Workspace:
+    """The run's workspace, opened (or re-attached after a resume) on first use."""
+    if ctx.workspace is None:
+        ctx.workspace = Workspace.open(ctx.sandbox_factory, ctx.config.run_dir, ctx.config.run_id)
+    return ctx.workspace
+
+
+def _paper(ctx: RunContext) -> Paper:
+    cached = getattr(ctx, "paper_cache", None)
+    if cached is None:
+        cached = Paper.model_validate_json((ctx.config.run_dir / "paper.json").read_text())
+        ctx.paper_cache = cached  # read once per process: the paper does not change during a run
+    return cached
+
+
+def run_usage(state: dict) -> dict:
+    """Every agent-model call of the run: planning (state.usage) plus the loop's own."""
+    return plus(state.get("usage"), (state.get("loop") or {}).get("usage"))
+
+
+def _spent(state: dict, ctx: RunContext) -> budget.Spent:
+    loop = state.get("loop") or {}
+    view = {**state, "usage": run_usage(state), "sandbox_s": state.get("sandbox_s", 0.0) + loop.get("sandbox_s", 0.0)}
+    return budget.loop_spent(view, ctx.config.budgets, ctx.model.name)
+
+
+def _exit(state: dict, ctx: RunContext) -> tuple[str, str] | None:
+    if (ctx.config.run_dir / STOP_FILE).exists():
+        return "user_stop", f"stopped by the user ({STOP_FILE} file in the run directory)"
+    return _spent(state, ctx).exceeded
+
+
+def _embedded(ctx: RunContext) -> bool:
+    return ctx.config.agent_model.embedded and not getattr(ctx.model, "native_tools", False)
+
+
+def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
+    ctx = runtime.context
+    cfg = ctx.config
+    loop = dict(state.get("loop") or {})
+    hit = _exit(state, ctx)
+    if hit:
+        return {"loop": {"exit": hit[0], "exit_detail": hit[1]}}
+    ws = workspace(ctx)
+    plan = Plan.model_validate(state["plan"])
+    paper = _paper(ctx)
+    turn = loop.get("turn", 0) + 1
+    spent = _spent(state, ctx)
+    notes: list[str] = list(loop.get("feedback") or [])
+    last = trajectory.load_turn(cfg.run_dir, turn - 1) if turn > 1 else None
+    updates: dict = {"turn": turn, "feedback": []}
+    if last is not None and not (last.get("reply") or {}).get("calls"):
+        reason = last.get("reask")
+        notes.append(f"Your last reply could not be used: {reason} Reply again, following the schema." if reason
+                     else cx.NUDGE)
+        updates["nudges"] = loop.get("nudges", 0) + (0 if reason else 1)
+    elapsed = time.time() - loop.get("started_at", time.time())
+    if turn > 1 and (turn - 1) % cfg.budgets.reminder_every == 0:
+        notes.append(cx.reminder(turn, spent, cfg.budgets, elapsed))
+        updates["reminders"] = loop.get("reminders", 0) + 1
+    if spent.nearly and not loop.get("wrap_up_sent"):
+        notes.append(cx.WRAP_UP)
+        updates["wrap_up_sent"] = True
+    guided = guide.enabled(cfg.guide, cfg.agent_model.embedded)
+    why = None
+    if guided:
+        running = ws.running_jobs()
+        files_hash = manifest_hash(ws.manifest)
+        tools, why = guide.menu(plan, loop, running, smoke_passed(loop, ws.manifest), files_hash,
+                                "reproduce.sh" in ws.manifest)
+        updates["guided"] = loop.get("guided", 0) + 1
+    else:
+        tools = tool_schemas()
+    budget_text = (f"{cfg.budgets.max_steps} turns, {cfg.budgets.max_agent_s / 60:.0f} minutes"
+                   + (f", ${cfg.budgets.max_dollars}" if cfg.budgets.max_dollars else ""))
+    head = [cx.system_message(ctx.offline, brief=guided), cx.task_message(plan, paper, budget_text, brief=guided)]
+    messages, trimmed = cx.build_messages(head, trajectory.turns(cfg.run_dir, turn - 1), notes,
+                                          getattr(ctx.model, "context_tokens", None))
+    ctx.progress("step", turn=turn, detail=why or "model")
+    comp = ctx.model.complete(messages, tools=tools, max_tokens=MAX_REPLY_TOKENS, temperature=0.0, seed=turn)
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments, "error": c.error} for c in comp.tool_calls]
+    record = {"turn": turn, "at": time.time(), "notes": notes, "menu": [t["name"] for t in tools], "guide": why,
+              "trimmed": trimmed, "usage": of(comp), "finish_reason": comp.finish_reason,
+              "reply": {"text": (comp.text or "")[:4000], "calls": calls}, "results": []}
+    if not calls and _embedded(ctx):
+        # a constrained endpoint that returned no usable JSON: a malformed reply, re-asked with why
+        record["reask"] = ("it was cut off (too long)." if comp.finish_reason == "length"
+                           else "it was not the JSON object the schema asks for.")
+        updates["malformed"] = loop.get("malformed", 0) + 1
+        updates["malformed_in_row"] = loop.get("malformed_in_row", 0) + 1
+    trajectory.save_turn(cfg.run_dir, record)
+    updates["usage"] = plus(loop.get("usage"), of(comp))
+    if updates.get("malformed_in_row", 0) >= cfg.budgets.max_malformed_in_row:
+        updates.update(exit="malformed", exit_detail=f"{updates['malformed_in_row']} malformed replies in a row")
+    return {"pending": calls, "loop": updates}
+
+
+def tool_step(state: dict, runtime: Runtime[RunContext]) -> dict:
+    ctx = runtime.context
+    cfg = ctx.config
+    loop = dict(state.get("loop") or {})
+    call, rest = state["pending"][0], state["pending"][1:]
+    turn = loop.get("turn", 0)
+    hit = _exit(state, ctx)
+    if hit:  # the budget ran out between calls of one reply: the rest are recorded as not run
+        for c in [call] + rest:
+            trajectory.add_result(cfg.run_dir, turn, {"id": c["id"], "name": c["name"], "arguments": c.get("arguments"),
+                                                      "content": f"(not run: {hit[1]})", "ok": False, "seconds": 0.0})
+        return {"pending": [], "loop": {"exit": hit[0], "exit_detail": hit[1]}}
+    ws = workspace(ctx)
+    plan = Plan.model_validate(state["plan"])
+    files_before = loop.get("files_hash") or manifest_hash(ws.manifest)
+    ctx.progress("tool", turn=turn, name=call["name"], detail=_brief(call))
+    t0 = time.monotonic()
+    if call.get("error"):
+        result = ToolResult(f"error: {call['error']}. Call a tool from the list with valid JSON arguments.",
+                            ok=False, malformed=True)
+    else:
+        tctx = ToolContext(ws=ws, plan=plan, paper=_paper(ctx), run_dir=cfg.run_dir, step=turn,
+                           call_id=f"t{turn:04d}-{call['id'][-12:]}".replace("/", "-"), loop=loop,
+                           nearly_spent=_spent(state, ctx).nearly)
+        result = run_tool(call["name"], call.get("arguments"), tctx)
+    seconds = time.monotonic() - t0
+    changes = ws.sync(step=turn) if call["name"] in CHANGES_FILES else None
+    updates: dict = dict(result.updates)
+    updates["files_hash"] = manifest_hash(ws.manifest)
+    updates["tool_calls"] = loop.get("tool_calls", 0) + 1
+    smoke = _smoke(call, result, loop, files_before)
+    if smoke is not None:
+        updates["smoke"] = smoke
+    if call["name"] in ("bash", "wait_job"):
+        updates["sandbox_s"] = loop.get("sandbox_s", 0.0) + seconds
+    trajectory.add_result(cfg.run_dir, turn, {
+        "id": call["id"], "name": call["name"], "arguments": call.get("arguments"), "content": result.content,
+        "ok": result.ok, "malformed": result.malformed, "meta": result.meta, "seconds": round(seconds, 2),
+        "changes": changes, "at": time.time()})
+    # malformed replies in a row: judged once per reply, when its last call has run
+    record = trajectory.load_turn(cfg.run_dir, turn) or {}
+    if not rest:
+        bad = any(r.get("malformed") for r in record.get("results", []))
+        updates["malformed"] = loop.get("malformed", 0) + sum(1 for r in record.get("results", []) if r.get("malformed"))
+        updates["malformed_in_row"] = loop.get("malformed_in_row", 0) + 1 if bad else 0
+        if updates["malformed_in_row"] >= cfg.budgets.max_malformed_in_row:
+            updates.update(exit="malformed", exit_detail=f"{updates['malformed_in_row']} malformed replies in a row")
+    if "submitted" in updates:
+        updates.update(exit="submitted", exit_detail=(updates["submitted"] or {}).get("note", "")[:300])
+        rest = []
+    return {"pending": rest, "loop": updates, "files": dict(ws.manifest)}
+
+
+def _smoke(call: dict, result: ToolResult, loop: dict, files_before: str) -> dict | None:
+    """A finished smoke run of reproduce.sh: by bash (for the files as they were), or a smoke job
+    seen ended by wait_job/job_status (for the files as they were when it started)."""
+    meta = result.meta or {}
+    if not meta.get("smoke"):
+        return None
+    if call["name"] == "bash":
+        return {"passed": result.ok, "files": files_before, "how": "bash", "returncode": meta.get("returncode")}
+    if meta.get("state") in ("succeeded", "failed", "stopped"):
+        started = (loop.get("job_files") or {}).get(meta.get("job"))
+        return {"passed": meta.get("state") == "succeeded", "files": started, "how": f"job {meta.get('job')}",
+                "returncode": meta.get("exit_code")}
+    return None
+
+
+def _brief(call: dict) -> str:
+    a = call.get("arguments") or {}
+    for key in ("command", "path", "name", "recipe", "text", "id", "pattern"):
+        if key in a:
+            return f"{key}={str(a[key])[:80]!r}"
+    return ""
+
+
+def route(state: dict) -> str:
+    if state.get("pending"):
+        return "tools"
+    if (state.get("loop") or {}).get("exit"):
+        return END
+    return "model"
+
+
+def stop_file(run_dir: Path) -> Path:
+    return Path(run_dir) / STOP_FILE

@@ -1,0 +1,115 @@
+"""Assemble the plan from the grounded stages: experiments with ids and targets, the scale-down,
+and every substitution this machine forces, each a deviation with its reason."""
+from __future__ import annotations
+
+import re
+
+from agent.context import Offline
+from agent.plan import Deviation, Experiment, Hyper, Plan, Reported
+from agent.planning import grounding as g
+from agent.recipes import get_recipe, registry
+from papers.paper import Paper
+
+# cheapest first: a failure shows early (experiments without a recipe come last)
+RECIPE_ORDER = {"head": 0, "lora": 1, "qlora": 2, "full": 3, "sft": 4, "dpo": 5}
+
+
+def _ids(experiments: list[dict]) -> list[str]:
+    """A recipe's name when one experiment uses it (results/lora/ …), else a slug of the name."""
+    counts: dict[str, int] = {}
+    for e in experiments:
+        if e.get("recipe"):
+            counts[e["recipe"]] = counts.get(e["recipe"], 0) + 1
+    out: list[str] = []
+    for e in experiments:
+        base = e["recipe"] if e.get("recipe") and counts[e["recipe"]] == 1 else g.slug(e["name"])
+        eid, n = base, 2
+        while eid in out:
+            eid, n = f"{base}-{n}", n + 1
+        out.append(eid)
+    return out
+
+
+def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limit: int | None,
+               epochs: int | None, feedback: str | None = None, addendum: str | None = None) -> Plan:
+    experiments_in = sorted(s2["experiments"], key=lambda e: RECIPE_ORDER.get(e.get("recipe") or "", 99))
+    before = Reported.model_validate(s1["before"]) if s1.get("before") else g.find_reported(paper, "before")
+    experiments = []
+    for eid, e in zip(_ids(experiments_in), experiments_in):
+        targets = [Reported.model_validate(t) for t in e["targets"]]
+        recipe = e.get("recipe")
+        # the row the paper's own labels tie to the recipe first; else the first target
+        after = (g.find_reported(paper, recipe) if recipe else None) or (targets[0] if targets else None)
+        if after is not None and after not in targets:
+            targets.insert(0, after)
+        method = e.get("method") or (g.recipe_label(recipe) if recipe else "")
+        if e.get("datasets"):
+            method = (method + "; " if method else "") + "reported on " + ", ".join(e["datasets"][:4])
+        experiments.append(Experiment(
+            id=eid, name=e["name"], method=method, recipe=recipe, metric=g.metric_of(targets),
+            reported_after=after, reported_before=before if before and before.metric == g.metric_of(targets) else None,
+            claim=e.get("claim"), targets=targets, metrics=list(e.get("metrics") or []), evidence=e.get("evidence", "")))
+    shared = s2["shared"]
+    paper_model, paper_dataset = shared["base_model"]["value"], shared["dataset"]["value"]
+    hyper = Hyper()
+    deviations: list[Deviation] = []
+    first = experiments_in[0]["hyperparameters"] if experiments_in else {}
+    stated_epochs = g.first_int(g.stated(paper, "epochs")) or g.first_int((first.get("epochs") or {}).get("value"))
+    if epochs is not None:  # the user's choice replaces the CPU cap: one deviation, the one that applies
+        if str(epochs) != str(stated_epochs):
+            deviations.append(Deviation(what="epochs", paper=str(stated_epochs or "unspecified"), ours=str(epochs),
+                                        reason="set by the user for this run"))
+        hyper.epochs = epochs
+    elif stated_epochs:
+        hyper.epochs = min(int(stated_epochs), offline.max_epochs)
+        if stated_epochs > offline.max_epochs:
+            deviations.append(Deviation(what="epochs", paper=str(stated_epochs), ours=str(hyper.epochs),
+                                        reason="CPU-only compute budget"))
+    stated_bs = g.first_int(g.stated(paper, "batch_size"))
+    if stated_bs and stated_bs != hyper.batch_size:
+        hyper.batch_size = min(stated_bs, offline.max_batch_size)
+        if stated_bs > offline.max_batch_size:
+            deviations.append(Deviation(what="batch size", paper=str(stated_bs), ours=str(hyper.batch_size),
+                                        reason="CPU memory"))
+    ours, theirs = (re.sub(r"[^a-z0-9]", "", m.lower()) for m in (offline.encoder, paper_model))
+    if not theirs or (theirs not in ours and ours not in theirs):  # "MiniLM-L6" is all-MiniLM-L6-v2
+        deviations.append(Deviation(what="base model", paper=paper_model, ours=offline.encoder,
+                                    reason=f"offline machine: the only pre-trained encoder available locally "
+                                           f"({offline.encoder_params}, CPU-friendly)"))
+    if not re.search(r"movie|rotten|snippet|hutto", paper_dataset, re.I):
+        deviations.append(Deviation(what="dataset", paper=paper_dataset, ours=offline.dataset_about,
+                                    reason="offline machine: the only labelled sentiment data available locally"))
+    if train_limit:
+        hyper.train_limit = train_limit
+        deviations.append(Deviation(what="training data size", paper="full training set",
+                                    ours=f"first {train_limit} training sentences", reason="scaled-down run"))
+    notes = [f"planning stage {n}: {x}" for n, s in ((1, s1), (2, s2)) for x in s["notes"]]
+    both_failed = s1["source"] == "fallback" and s2["source"] == "fallback"
+    if both_failed:
+        problems = [f"stage {n}: {p}" for n, s in ((1, s1), (2, s2)) for p in s["problems"]]
+        notes.insert(0, "the model's plan answers were unusable (" + "; ".join(problems[-3:]) +
+                     "); the plan was built from the structured paper alone")
+    else:
+        for n, s in ((1, s1), (2, s2)):
+            if s["source"] == "fallback":
+                notes.append(f"planning stage {n}: the model's answers were unusable "
+                             f"({'; '.join(s['problems'][-2:])}); built from the structured paper")
+    unrecipe = [e.name for e in experiments if not e.recipe]
+    if unrecipe:
+        notes.append(f"no tested recipe fits {unrecipe}: the agent must write that code itself")
+    if feedback:
+        notes.append(f"re-planned after reviewer feedback: {feedback[:200]}")
+    the_plan = Plan(task=shared["task"]["value"][:120], paper_model=paper_model, paper_dataset=paper_dataset,
+                    model=offline.encoder, dataset=offline.dataset, causal_model=offline.decoder,
+                    experiments=experiments, hyper=hyper, deviations=deviations, notes=notes,
+                    source="fallback" if both_failed else "model", addendum=addendum)
+    if any(e.recipe in ("sft", "dpo") for e in experiments) and "smollm" not in paper_model.lower():
+        the_plan.deviations.append(Deviation(
+            what="base model (causal LM)", paper=paper_model, ours="SmolLM2-135M-Instruct (GGUF, de-quantised)",
+            reason="offline machine: the only local decoder model"))
+    for r in {e.recipe for e in experiments if e.recipe}:  # what a recipe must substitute here (QLoRA without CUDA)
+        for d in get_recipe(r).deviations(the_plan, {"cuda": offline.cuda}):
+            if d not in the_plan.deviations:
+                the_plan.deviations.append(d)
+    assert all(e.recipe is None or e.recipe in registry() for e in experiments)
+    return the_plan

@@ -1,0 +1,53 @@
+"""JSON schemas of the planning stages (what a constrained model may answer)."""
+from __future__ import annotations
+
+METRICS = ("accuracy", "error rate", "f1", "perplexity", "reward accuracy", "bleu", "other")
+
+
+def claims_schema(ids: list[str], recipes: list[str]) -> dict:
+    """Stage 1: the paper's experiments, free-form, each with the result ids that support it."""
+    result = {"type": "string", "enum": ids + ["none"]}
+    return {
+        "type": "object",
+        "properties": {"experiments": {"type": "array", "minItems": 1, "maxItems": 6, "items": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "maxLength": 60},
+                           "method": {"type": "string", "maxLength": 160},
+                           "recipe": {"type": "string", "enum": recipes + ["none"]},
+                           "claim": {"type": "string", "maxLength": 160},
+                           "results": {"type": "array", "items": result, "minItems": 1, "maxItems": 3}},
+            "required": ["name", "method", "recipe", "claim", "results"], "additionalProperties": False}}},
+        "required": ["experiments"], "additionalProperties": False,
+    }
+
+
+def settings_schema(experiment_ids: list[str], ids: list[str]) -> dict:
+    """Stage 2: shared settings and, per experiment (E1..En), hyper-parameters, metrics, targets."""
+    target = {"type": "string", "enum": ids} if ids else {"type": "string", "maxLength": 0}
+    return {
+        "type": "object",
+        "properties": {
+            "task": {"type": "string", "maxLength": 80},
+            "base_model": {"type": "string", "maxLength": 60},
+            "dataset": {"type": "string", "maxLength": 60},
+            "experiments": {"type": "array", "minItems": 1, "maxItems": len(experiment_ids), "items": {
+                "type": "object",
+                "properties": {"experiment": {"type": "string", "enum": experiment_ids},
+                               "epochs": {"type": "integer", "minimum": 1, "maximum": 100},
+                               "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
+                               "learning_rate": {"type": "number"},
+                               "metrics": {"type": "array", "items": {"type": "string", "enum": list(METRICS)},
+                                           "minItems": 1, "maxItems": 2},
+                               "targets": {"type": "array", "items": target, "maxItems": 3}},
+                "required": ["experiment", "epochs", "batch_size", "learning_rate", "metrics", "targets"],
+                "additionalProperties": False}},
+        },
+        "required": ["task", "base_model", "dataset", "experiments"], "additionalProperties": False,
+    }
+
+
+def items(obj: dict, key: str) -> list[dict] | None:
+    found = obj.get(key)
+    if not isinstance(found, list) or not found or not all(isinstance(i, dict) for i in found):
+        return None
+    return found

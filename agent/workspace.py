@@ -1,0 +1,209 @@
+"""The run's workspace: one long-lived sandbox that owns the submission, and the host's view of it.
+
+The agent's files live in the sandbox (Docker: a container named ``repro-<run>-workspace`` that
+a resumed run re-attaches to, with its files and its running jobs). The host keeps:
+
+* ``submission/`` — a synced copy of the submission's files (graders.contract decides which);
+* ``blobs/<sha256>`` — every version of every file, content-addressed;
+* ``steps/<n>.json`` — the manifest after step n (path -> sha256), so the review UI can show the
+  diff of any step and the report which files came from scaffolds and which the model edited.
+
+Commands run through agent/workspace_runner.py inside the sandbox, which gives each command its
+own process group and marker so a timeout kills that command alone, never the running jobs.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from graders.files import write_atomic, write_json
+from graders.contract import IGNORED_DIRS, MAX_SUBMISSION_FILE
+from sandbox import SandboxError, SandboxUnavailable
+from sandbox.policy import SandboxPolicy
+
+RUNNER = (Path(__file__).with_name("workspace_runner.py")).read_text()
+SENTINEL = "@@REPRO@@"
+HEAD_CHARS = TAIL_CHARS = 5000
+#: the sandbox's own exec timeout is a backstop past the runner's: it would kill every process
+#: of the sandbox user, jobs included
+BACKSTOP_S = 60
+WORKSPACE_POLICY = SandboxPolicy(output_cap_bytes=64 << 10)
+
+
+class WorkspaceError(RuntimeError):
+    """The workspace could not do what was asked; the message is shown to the model."""
+
+
+@dataclass
+class Output:
+    text: str
+    info: dict
+
+
+def workspace_name(run_id: str) -> str:
+    return f"repro-{run_id}-workspace"
+
+
+class Workspace:
+    def __init__(self, sandbox: Any, run_dir: Path):
+        self.sb = sandbox
+        self.run_dir = Path(run_dir)
+        self.host = self.run_dir / "submission"
+        self.blobs = self.run_dir / "blobs"
+        self.steps = self.run_dir / "steps"
+        self.manifest: dict[str, str] = {}
+        self._manifest_path = self.run_dir / "workspace-manifest.json"
+        if self._manifest_path.exists():
+            self.manifest = json.loads(self._manifest_path.read_text())
+
+    # --- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, factory, run_dir: Path, run_id: str) -> "Workspace":
+        """Attach to the run's workspace sandbox (or start one and restore the host's copy into it)."""
+        sb = factory("agent", name=workspace_name(run_id), reuse=True, policy=WORKSPACE_POLICY,
+                     path=Path(run_dir) / "workspace")
+        ws = cls(sb, run_dir)
+        if not getattr(sb, "attached", False) and ws.host.is_dir() and any(ws.host.iterdir()):
+            sb.copy_in(ws.host)  # a fresh sandbox after a crash that took the old one: the files come back
+        return ws
+
+    def close(self) -> None:
+        self.sb.close()
+
+    # --- running ------------------------------------------------------------------------------
+    def _runner(self, *args: str, timeout: float) -> Output:
+        res = self.sb.exec(["python3", "-c", RUNNER, *args], timeout=timeout + BACKSTOP_S, cwd=self.sb.workdir)
+        out = res.stdout
+        idx = out.rfind("\n" + SENTINEL)
+        if idx < 0:
+            why = "timed out" if res.timed_out else res.summary()
+            raise WorkspaceError(f"the workspace helper failed ({why}): {(res.stderr or out)[-800:]}")
+        info = json.loads(out[idx + len(SENTINEL) + 1:].strip().splitlines()[0])
+        return Output(out[:idx], info)
+
+    def bash(self, command: str, timeout: int, call_id: str) -> Output:
+        return self._runner("run", call_id, str(timeout), str(HEAD_CHARS), str(TAIL_CHARS), "--", command,
+                            timeout=timeout)
+
+    def start_job(self, name: str, command: str) -> dict:
+        return self._runner("job-start", name, command, timeout=30).info
+
+    def job_status(self, name: str, tail: int = 30) -> dict:
+        return self._runner("job-status", name, str(tail), timeout=30).info
+
+    def wait_job(self, name: str, seconds: float, tail: int = 30) -> dict:
+        return self._runner("job-wait", name, str(int(seconds)), str(tail), timeout=seconds + 15).info
+
+    def stop_job(self, name: str) -> dict:
+        return self._runner("job-stop", name, timeout=30).info
+
+    def jobs(self) -> list[dict]:
+        return self._runner("jobs", timeout=30).info
+
+    def running_jobs(self) -> list[str]:
+        return [j["name"] for j in self.jobs() if j.get("state") in ("running", "starting")]
+
+    # --- files --------------------------------------------------------------------------------
+    def read_text(self, path: str, max_bytes: int = 4 << 20) -> str:
+        try:
+            return self.sb.read_file(path, max_bytes=max_bytes).decode("utf-8", "replace")
+        except FileNotFoundError as exc:
+            raise WorkspaceError(f"{path}: no such file in the workspace") from exc
+        except IsADirectoryError as exc:
+            raise WorkspaceError(f"{path} is a folder; use bash `ls` to list it") from exc
+        except SandboxError as exc:
+            raise WorkspaceError(f"{path}: {exc}") from exc
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.sb.read_file(path, max_bytes=64 << 20)
+            return True
+        except (FileNotFoundError, IsADirectoryError, SandboxError):
+            return False
+
+    def write_text(self, path: str, content: str) -> None:
+        _check_path(path)
+        try:
+            self.sb.write_file(path, content)
+        except SandboxError as exc:
+            raise WorkspaceError(f"{path}: {exc}") from exc
+        if path.endswith(".sh"):
+            self.sb.exec(["chmod", "+x", path], timeout=30, cwd=self.sb.workdir)
+
+    # --- syncing and snapshots -----------------------------------------------------------------
+    def remote_manifest(self) -> dict[str, list]:
+        return self._runner("manifest", str(MAX_SUBMISSION_FILE), timeout=60).info["files"]
+
+    def sync(self, step: int | None = None) -> dict[str, list[str]]:
+        """Bring the host's copy up to date; with ``step``, write steps/<step>.json. Returns the
+        paths added, changed and removed since the last sync."""
+        remote = self.remote_manifest()
+        new = {rel: meta[1] for rel, meta in remote.items() if _submitted(rel)}
+        added = sorted(set(new) - set(self.manifest))
+        changed = sorted(r for r in set(new) & set(self.manifest) if new[r] != self.manifest[r])
+        removed = sorted(set(self.manifest) - set(new))
+        for rel in added + changed:
+            blob = self.blobs / new[rel][:2] / new[rel]
+            if not blob.exists():
+                data = self.sb.read_file(rel, max_bytes=MAX_SUBMISSION_FILE)
+                write_atomic(blob, data)
+            dest = self.host / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dest, blob.read_bytes())
+            if remote[rel][2]:
+                dest.chmod(0o755)
+        for rel in removed:
+            (self.host / rel).unlink(missing_ok=True)
+        self.manifest = new
+        write_json(self._manifest_path, new)
+        if step is not None:
+            write_json(self.steps / f"{step:04d}.json", {"step": step, "files": new})
+        return {"added": added, "changed": changed, "removed": removed}
+
+    def blob_text(self, sha: str) -> str:
+        return (self.blobs / sha[:2] / sha).read_text(errors="replace")
+
+
+def _submitted(rel: str) -> bool:
+    parts = rel.split("/")
+    return not any(p in IGNORED_DIRS for p in parts[:-1]) and parts[0] not in IGNORED_DIRS
+
+
+def _check_path(path: str) -> None:
+    if not path or path.startswith("/") and not path.startswith("/workspace/"):
+        raise WorkspaceError(f"{path!r}: give a path inside the workspace (relative, e.g. train.py)")
+    if re.search(r"(^|/)\.\.(/|$)", path):
+        raise WorkspaceError(f"{path!r}: '..' is not allowed")
+
+
+def snapshot_files(run_dir: Path, step: int) -> dict[str, str]:
+    """The manifest after ``step`` (the last step at or before it that has one)."""
+    steps = sorted(Path(run_dir, "steps").glob("*.json"))
+    best: dict[str, str] = {}
+    for p in steps:
+        n = int(p.stem)
+        if n > step:
+            break
+        best = json.loads(p.read_text())["files"]
+    return best
+
+
+def restore_host_copy(run_dir: Path) -> None:
+    """Rebuild submission/ from the last manifest and the blobs (after a partial copy)."""
+    man = Path(run_dir) / "workspace-manifest.json"
+    if not man.exists():
+        return
+    files = json.loads(man.read_text())
+    host = Path(run_dir) / "submission"
+    shutil.rmtree(host, ignore_errors=True)
+    for rel, sha in files.items():
+        blob = Path(run_dir) / "blobs" / sha[:2] / sha
+        if blob.exists():
+            write_atomic(host / rel, blob.read_bytes())
+
+
+__all__ = ["Output", "SandboxUnavailable", "Workspace", "WorkspaceError", "snapshot_files", "workspace_name"]
