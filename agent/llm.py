@@ -92,14 +92,29 @@ class ChatModel(Protocol):
 # messages are in the OpenAI shape (assistant "tool_calls", role "tool" results). Endpoints with
 # function calling get them as they are; the others (llama.cpp's server) get a JSON reply
 # constrained to TOOL_REPLY's schema, and the same ToolCall objects come back.
+_GRAMMAR_HEAVY = ("maxLength", "minLength", "pattern", "minimum", "maximum", "default", "description")
+
+
+def grammar_friendly(schema: Any) -> Any:
+    """A schema without the keywords llama.cpp's grammar compiler expands into huge rules (a
+    maxLength of 2,000 becomes 2,000 nested optionals and the server refuses the grammar). The
+    arguments are validated against the full schema afterwards, so nothing is lost but speed."""
+    if isinstance(schema, dict):
+        return {k: grammar_friendly(v) for k, v in schema.items() if k not in _GRAMMAR_HEAVY}
+    if isinstance(schema, list):
+        return [grammar_friendly(v) for v in schema]
+    return schema
+
+
 def tool_reply_schema(tools: list[dict], max_calls: int = 3) -> dict:
     """The schema a constrained reply follows: a short thought, then 1..max_calls calls, each
     one of the given tools with that tool's own argument schema."""
     options = [{"type": "object",
-                "properties": {"tool": {"type": "string", "enum": [t["name"]]}, "args": t["parameters"]},
+                "properties": {"tool": {"type": "string", "enum": [t["name"]]},
+                               "args": grammar_friendly(t["parameters"])},
                 "required": ["tool", "args"], "additionalProperties": False} for t in tools]
     return {"type": "object",
-            "properties": {"thought": {"type": "string", "maxLength": 400},
+            "properties": {"thought": {"type": "string"},
                            "calls": {"type": "array", "minItems": 1, "maxItems": max_calls,
                                      "items": options[0] if len(options) == 1 else {"anyOf": options}}},
             "required": ["thought", "calls"], "additionalProperties": False}
