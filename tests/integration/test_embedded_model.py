@@ -65,9 +65,14 @@ def test_judge_grades_every_leaf_with_the_embedded_model(model, tmp_path):
     graded = grade_submission(rubric, submission_dir=sub, reproduction_dir=tmp_path / "none",
                               start_time=time.time(), paper_text="We fine-tune MiniLM with LoRA.", model=model)
     agg = aggregate(graded)
-    # every leaf gets a verdict (valid or explicitly invalid), never silently dropped
-    assert agg.leaves == 2
-    assert 0.0 <= agg.score <= 1.0
+    # Schema-constrained decoding leaves the model no way to answer off-format: every leaf must get
+    # a valid verdict, and from the model itself (not a deterministic no-code/no-output short cut).
+    assert (agg.leaves, agg.invalid_leaves, agg.coverage) == (2, 0, 1.0), [
+        (leaf.id, leaf.valid_score, leaf.explanation) for leaf in graded.sub_tasks]
+    for leaf in graded.sub_tasks:
+        assert leaf.score in (0.0, 1.0) and leaf.explanation.strip()
+        assert leaf.judge_metadata["model"] == model.name and not leaf.judge_metadata["cached"]
+    assert agg.score == sum(leaf.score for leaf in graded.sub_tasks) / 2
     meta = graded.judge_metadata
     assert meta["calls"] >= 1 and meta["prompt_tokens"] > 0
 

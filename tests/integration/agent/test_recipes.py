@@ -48,10 +48,22 @@ def test_classification_family_trains_all_four_methods(tmp_path, recipe_env):
     sh = files["reproduce.sh"]
     assert [f'python train.py --method {m} --out "results/{m}"' in sh for m in ("head", "lora", "qlora", "full")] == [True] * 4
     # The four methods in one interpreter (CI cost: imports once); the code run is train.py's main().
-    driver = ("import sys, train\n"
+    # The driver also records which weights training moved: main() keeps its model to itself.
+    driver = ("import json, sys, torch, train\n"
+              "seen = {}\n"
+              "build = train.build_model\n"
+              "def spy(*a, **kw):\n"
+              "    seen['model'] = model = build(*a, **kw)\n"
+              "    seen['init'] = {n: p.detach().clone() for n, p in model.named_parameters()}\n"
+              "    return model\n"
+              "train.build_model = spy\n"
               "for m in ['head', 'lora', 'qlora', 'full']:\n"
               "    sys.argv = ['train.py', '--method', m, '--out', 'results/' + m]\n"
-              "    train.main()\n")
+              "    train.main()\n"
+              "    ps = dict(seen['model'].named_parameters())\n"
+              "    moved = [n for n, p in ps.items() if not torch.equal(p.detach(), seen['init'][n])]\n"
+              "    json.dump({'moved': moved, 'trainable': [n for n, p in ps.items() if p.requires_grad]},\n"
+              "              open(f'results/{m}/moved.json', 'w'))\n")
     (tmp_path / "drive.py").write_text(driver)
     t0 = time.time()
     run_script(tmp_path, "python drive.py", recipe_env)
@@ -69,8 +81,12 @@ def test_classification_family_trains_all_four_methods(tmp_path, recipe_env):
     assert m["qlora"]["deviations"] and m["qlora"]["deviations"][0]["what"] == "quantisation"
     assert m["qlora"]["trainable_params"] == m["lora"]["trainable_params"]
     assert m["lora"]["deviations"] == []
-    # same seed, same data: before-accuracy is the untrained head's, and full FT learns something
-    assert m["full"]["history"] or m["full"]["train_seconds"] >= 0
+    # same seed, same data: every method starts from the same untrained head (LoRA starts as a no-op)
+    assert len({v["before"]["accuracy"] for v in m.values()}) == 1, {k: v["before"] for k, v in m.items()}
+    # training moves exactly the weights the method trains: all of them for full FT, none it froze
+    for k in m:
+        moved = json.loads((tmp_path / "results" / k / "moved.json").read_text())
+        assert moved["moved"] and set(moved["moved"]) == set(moved["trainable"]), (k, moved)
 
 
 def test_causal_lm_sft_from_gguf(tmp_path, recipe_env):

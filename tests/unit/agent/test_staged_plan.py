@@ -149,7 +149,10 @@ def test_invented_model_and_dataset_are_replaced_by_the_papers(tmp_path):
     assert shared["task"] == {"value": "text classification", "from": "default"}
     assert "the paper reports 70.9" in stages[1]["experiments"][0]["claim"]  # digit soup replaced
     assert shared["base_model"]["from"].startswith("paper") and "MiniLM" in shared["base_model"]["value"]
-    assert "GPT-7" not in json.dumps(state["plan"]) or any("the paper names" in n for n in state["plan"]["notes"])
+    # The invented names may appear only in the notes that say they were replaced, nowhere the plan is used.
+    used = {k: v for k, v in state["plan"].items() if k != "notes"}
+    assert "GPT-7" not in json.dumps(used) and "secret corpus" not in json.dumps(used)
+    assert any("'GPT-7 ultra' from the model is not a base model the paper names" in n for n in state["plan"]["notes"])
     assert any("is not a base model the paper names" in n for n in stages[2]["notes"])
 
 
