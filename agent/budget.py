@@ -32,6 +32,11 @@ class Spent:
         return max(self.shares.values(), default=0.0) >= WRAP_UP_SHARE
 
 
+def share(used: float, limit: float) -> float:
+    """used / limit; a zero limit is spent at once (never a division error)."""
+    return used / limit if limit > 0 else float("inf")
+
+
 def dollars(budgets: Budgets, model: str, usage: dict) -> float:
     return budgets.dollars(model, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
@@ -43,14 +48,14 @@ def run_spent(state: dict, budgets: Budgets, model: str, now: float | None = Non
     tokens = u.get("prompt_tokens", 0) + u.get("completion_tokens", 0)
     wall = now - state.get("started_at", now)
     sandbox = state.get("sandbox_s", 0.0)
-    shares = {"tokens": tokens / budgets.max_model_tokens, "time": wall / budgets.max_wall_s,
-              "sandbox": sandbox / budgets.max_sandbox_s}
+    shares = {"tokens": share(tokens, budgets.max_model_tokens), "time": share(wall, budgets.max_wall_s),
+              "sandbox": share(sandbox, budgets.max_sandbox_s)}
     detail = {"tokens": f"model token budget exceeded ({tokens} > {budgets.max_model_tokens})",
               "time": f"wall-time budget exceeded ({wall:.0f} s > {budgets.max_wall_s:.0f} s)",
               "sandbox": f"sandbox-time budget exceeded ({sandbox:.0f} s > {budgets.max_sandbox_s:.0f} s)"}
     if budgets.max_dollars is not None:
         spent = dollars(budgets, model, u)
-        shares["dollars"] = spent / budgets.max_dollars if budgets.max_dollars > 0 else float("inf")
+        shares["dollars"] = share(spent, budgets.max_dollars)
         detail["dollars"] = f"dollar budget exceeded (${spent:.4f} > ${budgets.max_dollars:.4f})"
     return Spent(shares, detail)
 
@@ -62,10 +67,10 @@ def loop_spent(state: dict, budgets: Budgets, model: str, now: float | None = No
     loop = state.get("loop") or {}
     turns = loop.get("turn", 0)
     elapsed = now - loop.get("started_at", now)
-    shares = {**run.shares, "steps": turns / budgets.max_steps, "time": max(run.shares["time"],
-                                                                            elapsed / budgets.max_agent_s)}
+    loop_time = share(elapsed, budgets.max_agent_s)
+    shares = {**run.shares, "steps": share(turns, budgets.max_steps), "time": max(run.shares["time"], loop_time)}
     detail = {**run.detail, "steps": f"step budget spent ({turns} of {budgets.max_steps} model turns)"}
-    if elapsed / budgets.max_agent_s >= run.shares["time"]:
+    if loop_time >= run.shares["time"]:
         detail["time"] = f"the agent's time budget is spent ({elapsed:.0f} s of {budgets.max_agent_s:.0f} s)"
     return Spent(shares, detail)
 

@@ -55,10 +55,15 @@ def _spent(state: dict, ctx: RunContext) -> budget.Spent:
     return budget.loop_spent(view, ctx.config.budgets, ctx.model.name)
 
 
-def _exit(state: dict, ctx: RunContext) -> tuple[str, str] | None:
+def _exit(state: dict, ctx: RunContext, *, between_calls: bool = False) -> tuple[str, str] | None:
+    """Why the loop must end now, if it must. Between the calls of one reply the step budget does
+    not count: that turn was allowed, its calls run (unless time, tokens or money ran out)."""
     if (ctx.config.run_dir / STOP_FILE).exists():
         return "user_stop", f"stopped by the user ({STOP_FILE} file in the run directory)"
-    return _spent(state, ctx).exceeded
+    spent = _spent(state, ctx)
+    if between_calls:
+        spent = budget.Spent({k: v for k, v in spent.shares.items() if k != "steps"}, spent.detail)
+    return spent.exceeded
 
 
 def _embedded(ctx: RunContext) -> bool:
@@ -132,7 +137,7 @@ def tool_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     loop = dict(state.get("loop") or {})
     call, rest = state["pending"][0], state["pending"][1:]
     turn = loop.get("turn", 0)
-    hit = _exit(state, ctx)
+    hit = _exit(state, ctx, between_calls=True)
     if hit:  # the budget ran out between calls of one reply: the rest are recorded as not run
         for c in [call] + rest:
             trajectory.add_result(cfg.run_dir, turn, {"id": c["id"], "name": c["name"], "arguments": c.get("arguments"),

@@ -33,3 +33,18 @@ def run_script(cwd: Path, cmd: str, env: dict, timeout: float = 240) -> subproce
     proc = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def submission_files(plan) -> dict[str, str]:
+    """What the scaffold tool writes for every experiment of the plan, in order (recipe
+    deviations first, as the planner records them)."""
+    from agent.recipes import get_recipe, scaffold_files
+
+    for e in plan.experiments:
+        for d in get_recipe(e.recipe).deviations(plan, {"cuda": False}):
+            if d not in plan.deviations:
+                plan.deviations.append(d)
+    files: dict[str, str] = {}
+    for e in plan.experiments:
+        files.update(scaffold_files(plan, e.id, e.recipe, files))
+    return files

@@ -8,20 +8,21 @@ import time
 import pytest
 
 from agent.plan import Experiment, Hyper, Plan
-from agent.recipes import fill_config, get_recipe, registry, render_submission
+from agent.recipes import fill_config, get_recipe, registry
+from graders.contract import parse_result
 
-from .conftest import run_script
+from .conftest import run_script, submission_files
 
 TIMINGS: dict[str, float] = {}
 
 
 def _plan(methods, **hyper) -> Plan:
     return Plan(task="t", paper_model="BERT-base", paper_dataset="IMDb", causal_model="tiny.gguf",
-                experiments=[Experiment(name=m, method=m) for m in methods], hyper=Hyper(**hyper))
+                experiments=[Experiment(id=m, name=m, recipe=m) for m in methods], hyper=Hyper(**hyper))
 
 
 def _write(tmp_path, plan):
-    files = render_submission(plan, env={"cuda": False})
+    files = submission_files(plan)
     for rel, text in files.items():
         (tmp_path / rel).write_text(text)
     return files
@@ -70,8 +71,9 @@ def test_classification_family_trains_all_four_methods(tmp_path, recipe_env):
     TIMINGS["classification x4"] = time.time() - t0
     m = {k: _metrics(tmp_path, k) for k in ("head", "lora", "qlora", "full")}
     for k, v in m.items():
-        assert v["method"] == k and v["metric"] == "accuracy"
-        assert 0.0 <= v["before"]["accuracy"] <= 1.0 and 0.0 <= v["after"]["accuracy"] <= 1.0
+        assert v["method"] == k and set(v["metrics"]) == {"accuracy"}  # the submission contract's shape
+        parse_result(tmp_path / "results" / k / "metrics.json")
+        assert 0.0 <= v["before"]["accuracy"] <= 1.0 and 0.0 <= v["metrics"]["accuracy"] <= 1.0
         assert v["n_train"] == 48 and v["config"]["seed"] == 42
         assert not (tmp_path / "results" / k / "checkpoint.pt").exists()
     assert m["head"]["trainable_params"] < m["lora"]["trainable_params"] < m["full"]["trainable_params"]
@@ -101,13 +103,13 @@ def test_causal_lm_sft_from_gguf(tmp_path, recipe_env):
     run_script(tmp_path, "bash reproduce.sh", recipe_env)
     TIMINGS["sft"] = time.time() - t0
     m = _metrics(tmp_path, "sft")
-    assert m["metric"] == "perplexity" and m["higher_is_better"] is False
-    before, after = m["before"]["perplexity"], m["after"]["perplexity"]
+    assert set(m["metrics"]) == {"perplexity"} and m["higher_is_better"] is False
+    before, after = m["before"]["perplexity"], m["metrics"]["perplexity"]
     assert math.isfinite(before) and math.isfinite(after)
     assert 150 < before < 600  # a random 261-token byte-level model: close to uniform
     assert after < 0.8 * before  # four steps learn the text's byte statistics
     assert m["trainable_params"] == m["total_params"]
-    assert [h["step"] for h in m["history"]][-1] == 4
+    assert [step for step, _ in m["curves"]["loss"]][-1] == 4
 
 
 def test_dpo_from_preference_pairs(tmp_path, recipe_env):
@@ -118,19 +120,19 @@ def test_dpo_from_preference_pairs(tmp_path, recipe_env):
     run_script(tmp_path, "bash reproduce.sh", recipe_env)
     TIMINGS["dpo"] = time.time() - t0
     m = _metrics(tmp_path, "dpo")
-    assert m["metric"] == "preference_accuracy"
+    assert set(m["metrics"]) == {"preference_accuracy"}
     assert 0.0 <= m["before"]["preference_accuracy"] <= 1.0
-    hist = m["history"]
-    assert len(hist) == 3
+    loss, margin = m["curves"]["loss"], m["curves"]["reward_margin"]
+    assert len(loss) == 3
     # policy == reference at the start: the DPO loss is exactly log 2
-    assert hist[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)
-    assert hist[-1]["loss"] < hist[0]["loss"]  # the implicit reward margin grows
-    assert hist[-1]["reward_margin"] > 0
+    assert loss[0][1] == pytest.approx(math.log(2), abs=1e-3)
+    assert loss[-1][1] < loss[0][1]  # the implicit reward margin grows
+    assert margin[-1][1] > 0
 
 
 def test_mixed_families_get_one_script_each(tmp_path):
     plan = _plan(["lora", "sft", "dpo"], train_limit=8)
-    files = render_submission(plan, env={"cuda": False})
+    files = submission_files(plan)
     assert {"train_sequence_classification.py", "train_causal_lm.py", "train_preference.py"} <= set(files)
     sh = files["reproduce.sh"]
     assert 'python train_causal_lm.py --method sft --out "results/sft"' in sh

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from agent.plan import Experiment, Hyper, Plan
-from agent.recipes import fill_config, get_recipe, render_submission
+from agent.recipes import fill_config, get_recipe
+
+from .conftest import submission_files
 
 pytestmark = pytest.mark.docker
 
@@ -32,11 +34,11 @@ def test_sft_recipe_trains_in_the_sandbox(docker_sandbox, tmp_path):
     from agent.recipes.tiny import write_tiny_gguf
 
     plan = Plan(task="t", paper_model="GPT-2", paper_dataset="IMDb", causal_model="tiny.gguf",
-                experiments=[Experiment(name="sft", method="sft")],
+                experiments=[Experiment(id="sft", name="sft", recipe="sft")],
                 hyper=Hyper(train_limit=32, batch_size=8, max_length=32, learning_rate={"sft": 1e-2}))
     sub = tmp_path / "submission"
     sub.mkdir()
-    for rel, text in render_submission(plan, env={"cuda": False}).items():
+    for rel, text in submission_files(plan).items():
         (sub / rel).write_text(text)
     # all weights train (as in the host test): a random tiny model learns byte statistics fast
     (sub / "train.py").write_text(fill_config((sub / "train.py").read_text(),
@@ -49,7 +51,7 @@ def test_sft_recipe_trains_in_the_sandbox(docker_sandbox, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     m = json.loads(docker_sandbox.read_file("/workspace/submission/results/sft/metrics.json"))
     assert m["method"] == "sft"
-    assert m["after"]["perplexity"] < 0.8 * m["before"]["perplexity"]
+    assert m["metrics"]["perplexity"] < 0.8 * m["before"]["perplexity"]
 
 
 def test_dpo_recipe_trains_in_the_sandbox(docker_sandbox, tmp_path):
@@ -58,11 +60,11 @@ def test_dpo_recipe_trains_in_the_sandbox(docker_sandbox, tmp_path):
     from agent.recipes.tiny import write_tiny_gguf
 
     plan = Plan(task="t", paper_model="GPT-2", paper_dataset="IMDb", causal_model="tiny.gguf",
-                experiments=[Experiment(name="dpo", method="dpo")],
+                experiments=[Experiment(id="dpo", name="dpo", recipe="dpo")],
                 hyper=Hyper(train_limit=24, batch_size=8, max_length=40, learning_rate={"dpo": 2e-2}))
     sub = tmp_path / "submission"
     (sub / "models").mkdir(parents=True)
-    for rel, text in render_submission(plan, env={"cuda": False}).items():
+    for rel, text in submission_files(plan).items():
         (sub / rel).write_text(text)
     write_tiny_gguf(sub / "models" / "tiny.gguf")
     docker_sandbox.copy_in(sub, "/workspace/submission")
@@ -70,18 +72,18 @@ def test_dpo_recipe_trains_in_the_sandbox(docker_sandbox, tmp_path):
                             timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     m = json.loads(docker_sandbox.read_file("/workspace/submission/results/dpo/metrics.json"))
-    hist = m["history"]
-    assert hist[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at the start
-    assert hist[-1]["loss"] < hist[0]["loss"]
+    loss = m["curves"]["loss"]
+    assert loss[0][1] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at the start
+    assert loss[-1][1] < loss[0][1]
 
 
 def test_qlora_on_a_cpu_sandbox_says_so_and_trains_lora(docker_sandbox, tmp_path):
     plan = Plan(task="t", paper_model="BERT-base", paper_dataset="IMDb",
-                experiments=[Experiment(name="qlora", method="qlora")],
+                experiments=[Experiment(id="qlora", name="qlora", recipe="qlora")],
                 hyper=Hyper(train_limit=32, batch_size=16, max_length=32))
     sub = tmp_path / "submission"
     sub.mkdir()
-    for rel, text in render_submission(plan, env={"cuda": False}).items():
+    for rel, text in submission_files(plan).items():
         (sub / rel).write_text(text)
     docker_sandbox.copy_in(sub, "/workspace/submission")
     r = docker_sandbox.exec("cd /workspace/submission && bash reproduce.sh", timeout=600)
@@ -89,4 +91,4 @@ def test_qlora_on_a_cpu_sandbox_says_so_and_trains_lora(docker_sandbox, tmp_path
     m = json.loads(docker_sandbox.read_file("/workspace/submission/results/qlora/metrics.json"))
     assert m["device"] == "cpu" and m["deviations"][0]["what"] == "quantisation"
     assert 0 < m["trainable_params"] < m["total_params"]
-    assert 0.0 <= m["after"]["accuracy"] <= 1.0
+    assert 0.0 <= m["metrics"]["accuracy"] <= 1.0
