@@ -17,7 +17,7 @@ from agent.config import ModelConfig, RunConfig
 from agent.context import RunContext
 from agent.graph import compile_graph
 from agent.llm import EmbeddedServer, ModelError, OpenAIChatModel
-from agent.nodes.common import write_atomic, write_json
+from graders.files import write_atomic, write_json
 from agent.nodes.report import build_report_data
 from agent import review_store
 from graders.judge import JudgeTransportError
@@ -85,8 +85,8 @@ def open_models(cfg: RunConfig):
 
 def sandbox_factory(cfg: RunConfig) -> Callable[..., Any]:
     def factory(role: str, **options: Any):
-        return open_sandbox(cfg.sandbox_backend, run_id=cfg.run_id, role=role, image=cfg.image,
-                            log_dir=cfg.run_dir / "logs", **options)
+        options = {"log_dir": cfg.run_dir / "logs", **options}
+        return open_sandbox(cfg.sandbox_backend, run_id=cfg.run_id, role=role, image=cfg.image, **options)
 
     return factory
 

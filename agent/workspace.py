@@ -64,8 +64,10 @@ class Workspace:
     @classmethod
     def open(cls, factory, run_dir: Path, run_id: str) -> "Workspace":
         """Attach to the run's workspace sandbox (or start one and restore the host's copy into it)."""
+        # no host exec logs: each call's full output is kept in the workspace (.repro/logs, jobs'
+        # logs), and copied to logs/workspace/ when the loop ends (copy_logs)
         sb = factory("agent", name=workspace_name(run_id), reuse=True, policy=WORKSPACE_POLICY,
-                     path=Path(run_dir) / "workspace")
+                     path=Path(run_dir) / "workspace", log_dir=None)
         ws = cls(sb, run_dir)
         if not getattr(sb, "attached", False) and ws.host.is_dir() and any(ws.host.iterdir()):
             sb.copy_in(ws.host)  # a fresh sandbox after a crash that took the old one: the files come back
@@ -73,6 +75,22 @@ class Workspace:
 
     def close(self) -> None:
         self.sb.close()
+
+    def copy_logs(self, max_bytes: int = 64 << 20) -> Path | None:
+        """The full logs of every command and job (.repro/logs, .repro/jobs) to logs/workspace/."""
+        dest = self.run_dir / "logs" / "workspace"
+        tmp = dest.with_name(".workspace-logs.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            self.sb.copy_out(".repro", tmp, max_bytes=max_bytes)
+        except (SandboxError, FileNotFoundError, OSError):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None
+        shutil.rmtree(dest, ignore_errors=True)
+        src = tmp / ".repro" if (tmp / ".repro").is_dir() else tmp
+        src.rename(dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return dest
 
     # --- running ------------------------------------------------------------------------------
     def _runner(self, *args: str, timeout: float) -> Output:

@@ -161,7 +161,7 @@ def _ray_name(key: str) -> str:
 def record_crash(task: Task, cause: str) -> dict:
     """A task that died without writing eval.json (worker killed, node lost): the driver writes
     the failure, with its cause, only if the attempt directory is visible and still unfinished."""
-    from agent.nodes.common import write_json
+    from graders.files import write_json
 
     result = {"paper": task.paper.paper_id, "config": task.config.name, "config_id": task.config.config_id,
               "seed": task.seed, "attempt": task.attempt, "run_id": task.run_id, "status": "error",

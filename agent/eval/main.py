@@ -14,7 +14,7 @@ from agent.eval.execution import RayRunner, default_parallel, run_in_process_poo
 from agent.eval.leaderboard import build_leaderboard, collect_rows
 from agent.eval.render import write_leaderboard
 from agent.eval.tasks import PaperEntry, Task, discover_papers, plan_tasks, scan
-from agent.nodes.common import write_json
+from graders.files import write_json
 
 INVOCATIONS = "eval-invocations.jsonl"
 

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from agent.eval.leaderboard import CATEGORIES
-from agent.nodes.common import write_atomic
+from graders.files import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CAT_SHORT = {"Code Development": "code_dev", "Code Execution": "code_exec", "Result Analysis": "result_analysis"}

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.eval.config import import_object
 from agent.eval.tasks import RESULT_NAME, Task
-from agent.nodes.common import write_atomic, write_json
+from graders.files import write_atomic, write_json
 from agent.runner import RunFailed, execute_run
 
 

@@ -27,6 +27,7 @@ def finish_code(state: RunState, runtime: Runtime[RunContext]) -> dict:
         ws.stop_job(name)
         stopped.append(name)
     ws.sync(step=loop.get("turn", 0))
+    ws.copy_logs()
     notes = []
     if "reproduce.sh" not in ws.manifest:
         notes.append("the workspace has no reproduce.sh: the reproduction cannot run; graded as it is")

@@ -6,7 +6,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.nodes.common import write_atomic
+from graders.files import write_atomic
 from agent.state import RunState
 from graders.aggregate import aggregate
 from graders.generate import build_rubric

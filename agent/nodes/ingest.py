@@ -4,7 +4,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.nodes.common import write_json
+from graders.files import write_json
 from agent.state import RunState
 from papers import load_paper
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.nodes.common import write_json
+from graders.files import write_json
 from agent.planning.build import build_plan
 from agent.planning.grounding import candidate_results
 from agent.planning.stages import STAGE_FILES, stage_claims, stage_settings

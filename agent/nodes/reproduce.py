@@ -6,7 +6,7 @@ import time
 from langgraph.runtime import Runtime
 
 from agent.context import RunContext
-from agent.nodes.common import write_json
+from graders.files import write_json
 from agent.state import RunState
 from graders.reproduce import reproduce as run_reproduction
 

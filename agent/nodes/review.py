@@ -21,7 +21,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agent.context import RunContext
-from agent.nodes.common import write_atomic
+from graders.files import write_atomic
 from agent.plan import Plan
 from agent.review_store import ReviewDecision
 from agent.state import RunState

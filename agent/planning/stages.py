@@ -17,7 +17,8 @@ import json
 import re
 import secrets
 
-from agent.nodes.common import ask_json, write_json
+from agent.planning.ask import ask_json
+from graders.files import write_json
 from agent.planning import grounding as g
 from agent.planning.schemas import METRICS, claims_schema, items, settings_schema
 from agent.prompts import render

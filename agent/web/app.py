@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -44,6 +45,18 @@ class WebLinks:
     def paper(self, page: int | None = None) -> str:
         return f"{self.base}/paper" + (f"#page={page}" if page else "")
 
+    def trajectory(self, turn: int | None = None) -> str:
+        """The step-by-step view of the coding agent's loop (at one turn)."""
+        return f"{self.base}/trajectory" + (f"#turn-{int(turn)}" if turn is not None else "")
+
+
+def _when(t) -> str:
+    """An epoch time as local 'YYYY-MM-DD HH:MM:SS' ('—' when missing)."""
+    try:
+        return datetime.fromtimestamp(float(t)).isoformat(sep=" ", timespec="seconds")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "—"
+
 
 def create_app(runs_dir: Path) -> FastAPI:
     runs_dir = Path(runs_dir)
@@ -53,6 +66,7 @@ def create_app(runs_dir: Path) -> FastAPI:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["score"] = lambda v: "—" if v is None else f"{v:.2f}"
     templates.env.filters["pct"] = lambda v: "—" if v is None else f"{v:.0%}"
+    templates.env.filters["when"] = _when
 
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"runs_dir": runs_dir, **ctx}, status_code=status)
@@ -136,7 +150,7 @@ def create_app(runs_dir: Path) -> FastAPI:
         except ReportError as exc:
             problem = str(exc) if (d / "report.json").exists() else None
         return page(request, "run.html", run=runs.summary(d), report_html=body, msg=msg, error=error or problem,
-                    review=review_store.pending_review(d), tab="report")
+                    review=review_store.pending_review(d), answered=runs.answered_review(d), tab="report")
 
     @app.get("/runs/{run_id}/files", response_class=HTMLResponse)
     async def files_index(request: Request, run_id: str):
@@ -159,20 +173,32 @@ def create_app(runs_dir: Path) -> FastAPI:
                     lines=code.highlight_lines(text, rel), hl=code.parse_range(lines),
                     comments=code.comments_for(report_or_none(d), rel))
 
-    @app.get("/runs/{run_id}/diff", response_class=HTMLResponse)
-    async def diff_page(request: Request, run_id: str):
+    @app.get("/runs/{run_id}/trajectory", response_class=HTMLResponse)
+    async def trajectory_page(request: Request, run_id: str, only: str = ""):
         d = runs.run_path(runs_dir, run_id)
-        report = report_or_none(d) or {}
-        return page(request, "diff.html", run=runs.summary(d), tab="diff", steps=code.iteration_diffs(d),
-                    debug_log=report.get("debug_log") or [])
+        values, _ = runs.checkpoint_values(d)
+        loop = runs.loop_progress(values) or {}
+        view = code.trajectory_view(d, loop.get("turn") if loop else None)
+        turns = view["turns"]
+        if only == "changes":
+            turns = [t for t in turns if t["step"] and t["step"]["files"]]
+        agent = (report_or_none(d) or {}).get("agent") or {}
+        return page(request, "trajectory.html", run=runs.summary(d), tab="trajectory", turns=turns, view=view,
+                    only=only, loop_state=loop, agent=agent)
+
+    @app.get("/runs/{run_id}/diff")
+    async def diff_page(run_id: str):
+        # the old debug-diff page: every file change is now a step of the trajectory
+        runs.run_path(runs_dir, run_id)
+        return RedirectResponse(f"/runs/{quote(run_id)}/trajectory?only=changes", status_code=303)
 
     @app.get("/runs/{run_id}/plan", response_class=HTMLResponse)
     async def plan_page(request: Request, run_id: str):
         d = runs.run_path(runs_dir, run_id)
         saved = runs._json(d / "plan.json") or {}
         return page(request, "plan.html", run=runs.summary(d), tab="plan", plan=saved.get("plan"),
-                    problems=saved.get("problems") or [], answer=saved.get("model_answer"),
-                    review=review_store.pending_review(d))
+                    problems=saved.get("problems") or [], stages=saved.get("stages") or {},
+                    review=review_store.pending_review(d), answered=runs.answered_review(d))
 
     @app.get("/runs/{run_id}/paper")
     async def paper(request: Request, run_id: str):
@@ -197,12 +223,14 @@ def create_app(runs_dir: Path) -> FastAPI:
     async def review(request: Request, run_id: str):
         d = runs.run_path(runs_dir, run_id)
         f = await form(request)
+        who = f.get("who", "").strip() or review_store.default_reviewer()
         try:
-            dec = review_store.record_decision(d, f.get("action", ""), f.get("feedback", ""), f.get("who"))
+            dec = review_store.record_decision(d, f.get("action", ""), f.get("feedback", ""), who)
         except review_store.ReviewError as exc:
             return back(run_id, error=str(exc))
         what = "Approved" if dec["action"] == "approve" else "Feedback sent"
-        return back(run_id, msg=f"{what} by {dec['who']}; the run continues when it is resumed.")
+        return back(run_id, msg=f"{what} by {dec['who']}; the run continues when it is resumed "
+                                f"(repro run --resume {run_id}).")
 
     @app.post("/runs/{run_id}/override")
     async def override(request: Request, run_id: str):

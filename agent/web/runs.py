@@ -14,8 +14,11 @@ from pathlib import Path
 from agent import review_store
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# The graph's main path, in order (debug is a loop, not a step, so it is left out of the count).
-STEPS = ("ingest", "plan", "implement", "execute", "reproduce", "grade", "report")
+# The graph's main path, in order (agent/graph.py). review_plan / review_code run only when a
+# person reviews, and "code" is the coding agent's tool loop: its turns are reported apart.
+STEPS = ("ingest", "plan", "code", "reproduce", "grade", "report")
+LOOP_KEYS = ("turn", "tool_calls", "malformed", "nudges", "guided", "exit", "exit_detail")
+LOOP_RUNNING = "__loop_running__"
 
 
 class RunNotFound(LookupError):
@@ -39,6 +42,25 @@ def _json(path: Path) -> dict | None:
         return None
 
 
+def answered_review(d: Path) -> dict | None:
+    """The decision a person gave the current pause (web UI or CLI) while the run has not picked
+    it up yet: the runner reads it only when the run is resumed."""
+    pending, decision = review_store.read_pending(d), review_store.read_decision(d)
+    if pending is None or decision is None:
+        return None
+    return {"stage": decision.get("stage"), "action": decision.get("action"), "who": decision.get("who"),
+            "at": decision.get("at"), "resume": f"repro run --resume {d.name} --runs-dir {d.parent}"}
+
+
+def _resumed_since(d: Path, at: float | None) -> bool:
+    """Whether the graph checkpointed after ``at``: a resumed run is working on the decision."""
+    _, ts = checkpoint_values(d)
+    try:
+        return bool(ts and at) and datetime.fromisoformat(ts).timestamp() > float(at)
+    except (TypeError, ValueError):
+        return False
+
+
 def status_of(d: Path) -> str:
     if review_store.pending_review(d):
         return "paused for review"
@@ -47,7 +69,15 @@ def status_of(d: Path) -> str:
         return report.get("status") or "done"
     if (d / "failure.json").exists():
         return "failed"
+    answered = answered_review(d)
+    if answered and not _resumed_since(d, answered["at"]):
+        return "waiting to resume"
     return "running"
+
+
+def _paper_title(d: Path) -> str | None:
+    """The title ingest read from the PDF (paper.json), for a run that has no report yet."""
+    return (_json(d / "paper.json") or {}).get("title") if (d / "paper.json").is_file() else None
 
 
 def summary(d: Path) -> dict:
@@ -57,7 +87,8 @@ def summary(d: Path) -> dict:
     status = status_of(d)
     row = {
         "run_id": d.name,
-        "paper": (report.get("paper") or {}).get("title") or Path(str(cfg.get("paper_path", "?"))).name,
+        "paper": ((report.get("paper") or {}).get("title") or _paper_title(d)
+                  or Path(str(cfg.get("paper_path", "?"))).name),
         "status": status,
         "score": grade.get("score"),
         "judge_score": grade.get("judge_score"),
@@ -67,7 +98,7 @@ def summary(d: Path) -> dict:
         "tokens": (cost.get("agent_tokens") or 0) + (cost.get("judge_tokens") or 0) if cost else None,
         "started": datetime.fromtimestamp((d / "run.json").stat().st_mtime).isoformat(sep=" ", timespec="seconds"),
     }
-    if status in ("running", "paused for review"):
+    if status in ("running", "paused for review", "waiting to resume"):
         row["progress"] = progress(d)
     return row
 
@@ -79,26 +110,44 @@ def list_summaries(runs_dir: Path) -> list[dict]:
     return [summary(d) for d in dirs]
 
 
-def _checkpoint_values(d: Path) -> tuple[dict, str | None]:
-    """The latest checkpointed state (read-only) and its timestamp; ({}, None) if there is none yet."""
+def checkpoint_values(d: Path) -> tuple[dict, str | None]:
+    """The latest checkpointed state (read-only) and its timestamp; ({}, None) if there is none yet.
+
+    While the coding agent's loop runs, the graph's own checkpoint still holds the ``loop`` record
+    of when the loop started: the loop (a subgraph) checkpoints each of its steps in its own
+    namespace (``code:<task>``). Its ``loop`` is taken when that checkpoint is the newer one, and
+    ``values[LOOP_RUNNING]`` says so (after a reviewer's feedback on the code, "code" is in the
+    node log already while the loop runs again).
+    """
     db = d / "checkpoints.sqlite"
     if not db.exists():
         return {}, None
+    query = ("SELECT checkpoint_id, type, checkpoint FROM checkpoints WHERE thread_id = ? AND {} "
+             "ORDER BY checkpoint_id DESC LIMIT 1")
     try:
         from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
         try:
-            row = conn.execute("SELECT type, checkpoint FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
-                               "ORDER BY checkpoint_id DESC LIMIT 1", (d.name,)).fetchone()
+            main = conn.execute(query.format("checkpoint_ns = ''"), (d.name,)).fetchone()
+            sub = conn.execute(query.format("checkpoint_ns LIKE 'code:%'"), (d.name,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
         return {}, None  # a writer holds the lock, or the schema is not there yet: try next poll
-    if not row:
+    if not main:
         return {}, None
-    ck = JsonPlusSerializer().loads_typed((row[0], row[1]))
-    return ck.get("channel_values") or {}, ck.get("ts")
+    serde = JsonPlusSerializer()
+    ck = serde.loads_typed((main[1], main[2]))
+    values, ts = dict(ck.get("channel_values") or {}), ck.get("ts")
+    if sub and sub[0] > main[0]:  # checkpoint ids sort by time (uuid6)
+        sub_ck = serde.loads_typed((sub[1], sub[2]))
+        live = (sub_ck.get("channel_values") or {}).get("loop")
+        if isinstance(live, dict):
+            values["loop"] = live
+            values[LOOP_RUNNING] = True
+            ts = sub_ck.get("ts") or ts
+    return values, ts
 
 
 def _log_tail(d: Path, lines: int = 6) -> tuple[str | None, list[str]]:
@@ -114,11 +163,24 @@ def _log_tail(d: Path, lines: int = 6) -> tuple[str | None, list[str]]:
     return newest.name, tail[-lines:]
 
 
+def loop_progress(values: dict) -> dict | None:
+    loop = values.get("loop")
+    if not isinstance(loop, dict) or not loop.get("started_at") and not loop.get("turn"):
+        return None
+    return {k: loop.get(k) for k in LOOP_KEYS}
+
+
+def _brief(pending: dict | None) -> dict | None:
+    # polled every two seconds: the pause's plan and diff stay on the run page
+    return {k: pending.get(k) for k in ("stage", "round", "id", "at")} if pending else None
+
+
 def progress(d: Path) -> dict:
-    values, ts = _checkpoint_values(d)
-    done = [n for n in values.get("node_log") or [] if n in STEPS]
-    current = next((s for s in STEPS if s not in done), None)
+    values, ts = checkpoint_values(d)
+    done = list(dict.fromkeys(n for n in values.get("node_log") or [] if n in STEPS))  # a re-plan runs plan twice
+    current = "code" if values.get(LOOP_RUNNING) else next((s for s in STEPS if s not in done), None)
     log_name, tail = _log_tail(d)
     return {"status": status_of(d), "done": done, "current": current, "steps": list(STEPS),
-            "fraction": round(len(set(done)) / len(STEPS), 3), "debug_iterations": values.get("debug_iterations", 0),
-            "checkpoint_at": ts, "log": log_name, "log_tail": tail, "review": review_store.pending_review(d)}
+            "fraction": round(len(done) / len(STEPS), 3), "loop": loop_progress(values),
+            "checkpoint_at": ts, "log": log_name, "log_tail": tail, "review": _brief(review_store.pending_review(d)),
+            "decision": answered_review(d)}

@@ -34,9 +34,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
+def fx():
+    return _fixture_module()
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, fx):
+    """A finished run, a real pause of the runner (plan review) and a run in the middle."""
     d = tmp_path_factory.mktemp("runs")
-    fx = _fixture_module()
     fx.finished_run(d)
     fx.paused_run(d)
     fx.running_run(d)

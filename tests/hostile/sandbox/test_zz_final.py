@@ -31,6 +31,7 @@ def test_k02_every_container_inspect_clean(rec, image):
         assert not leaked
 
 
+@pytest.mark.docker  # it scans what the suite's Docker sandboxes logged and copied out
 def test_k03_logs_and_artifacts_clean(rec):
     """Every exec log, every artifact copied out of a sandbox and the result rows: no canary,
     no Authorization header."""

@@ -13,7 +13,7 @@ from agent.eval.leaderboard import build_leaderboard, mean_sem, run_row
 from agent.eval.render import render_csv, render_html, render_md
 from agent.eval.tasks import PaperEntry, Task, TaskState, discover_papers, plan_tasks, scan
 from agent.eval.worker import run_task
-from agent.nodes.common import write_json
+from graders.files import write_json
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,6 +1,8 @@
 import json
 import re
 
+import pytest
+
 from graders.citations import cited, evidence_files, json_key_line, matched
 
 
@@ -9,14 +11,26 @@ def test_report_has_every_element(tmp_path, fx):
     data = json.loads((d / "report.json").read_text())
     html = (d / "report.html").read_text()
     # reported vs reproduced, with provenance on both sides
-    row = next(c for c in data["comparison"] if c["method"] == "lora")
-    assert row["reported"]["page"] == 1 and row["reproduced"]["file"] == "reproduction/results/lora/metrics.json"
+    rows = {(c["experiment_id"], c["experiment"]): c for c in data["comparison"]}
+    row = rows[("lora", "LoRA")]
+    assert row["reported"]["page"] == 1 and row["reported"]["value"] == 81.2
+    assert row["reproduced"]["file"] == "reproduction/results/lora/metrics.json"
+    assert row["reproduced"]["key"] == "metrics.accuracy"
     lines = (d / row["reproduced"]["file"]).read_text().splitlines()
     assert '"accuracy": 0.8' in lines[row["reproduced"]["line"] - 1]
-    assert row["delta"] == 80.0 - 81.2 or abs(row["delta"] - (80.0 - 81.2)) < 1e-9
+    assert lines[row["reproduced"]["line"] - 2].strip() == '"metrics": {'
+    assert abs(row["delta"] - (80.0 - 81.2)) < 1e-9
     assert "#page=1" in html and f'{row["reproduced"]["file"]}:{row["reproduced"]["line"]}' in html
+    before = rows[("lora", "Before fine-tuning")]
+    assert before["reported"]["value"] == 49.0 and before["reproduced"]["display"] == 50.0
+    assert rows[("full", "Full fine-tuning")]["reproduced"] is None  # planned, not reproduced: still a row
+    # every planned experiment, replicated or not, with the reason
+    status = {e["id"]: e for e in data["experiments"]}
+    assert status["lora"]["status"] == "replicated"
+    assert status["full"]["status"] == "not replicated" and "did not implement" in status["full"]["reason"]
     # before/after, deviations, curves (a real PNG), cost, environment
-    assert data["before_after"][0]["before"] == 0.5 and data["before_after"][0]["after"] == 0.8
+    assert data["before_after"] == [{"method": "LoRA", "before": 0.5, "after": 0.8, "trainable_params": 1000,
+                                     "total_params": 50000, "train_seconds": 3.0}]
     assert "scaled-down run" in html
     assert data["curves"]["loss"]["lora"] == [[0, 0.7], [5, 0.5], [10, 0.3]]
     assert re.search(r'src="data:image/png;base64,iVBOR', html)
@@ -30,6 +44,24 @@ def test_report_has_every_element(tmp_path, fx):
     assert (ev["file"], ev["start"], ev["end"], ev["kind"]) == ("submission/train.py", 10, 11, "cited")
     assert "lora_r = 8" in ev["excerpt"]
     assert data["evidence"]["leaf-acc"][0]["file"] == "reproduction/results/lora/metrics.json"
+
+
+def test_report_has_the_coding_agent(tmp_path, fx):
+    d = fx.finished_run(tmp_path)
+    a = json.loads((d / "report.json").read_text())["agent"]
+    html = (d / "report.html").read_text()
+    assert (a["turns"], a["tool_calls"], a["guided"], a["exit"]) == (4, 6, 1, "submitted")
+    assert {f["path"]: f["origin"] for f in a["files"]} == {"reproduce.sh": "written by the model",
+                                                           "train.py": "written by the model"}
+    assert [(s["turn"], s["tool"], s["ok"]) for s in a["steps"]] == [
+        (1, "write_file", True), (2, "bash", False), (3, "edit_file", True), (3, "write_file", True),
+        (4, "bash", True), (4, "submit", True)]
+    assert a["steps"][2]["changes"]["changed"] == ["train.py"] and a["steps"][2]["guide"] == fx.GUIDE
+    assert a["steps"][1]["result"].startswith("epoch 0 step 0/30 loss 0.70 <unk>")
+    assert json.loads(a["steps"][1]["args"]) == {"command": "REPRO_SMOKE=1 python train.py", "timeout": 120}
+    # the trajectory table in the standalone report: no web view to link to
+    assert 'id="trajectory"' in html and "step by step with diffs" not in html
+    assert "Guided run: on 1 of 4 turns" in " ".join(json.loads((d / "report.json").read_text())["warnings"])
 
 
 def test_cited_forms_and_unknown_files(tmp_path, fx):
@@ -79,7 +111,10 @@ def test_dollars_for_priced_and_unknown_models(tmp_path, monkeypatch):
     api = ModelConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:1/v1")
     cfg = RunConfig(run_id="r", runs_dir=tmp_path, paper_path=tmp_path / "p.pdf", agent_model=api, judge_model=api)
     u = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
-    c = cost_summary(u, u, {"agent": "gpt-4o-mini", "judge": "gpt-4o-mini"}, cfg, {}, None)
+    c = cost_summary(u, u, {"agent": "gpt-4o-mini", "judge": "gpt-4o-mini"}, cfg, {}, {}, None)
     assert c["dollars"] == 2 * (0.15 + 0.60)
-    c = cost_summary(u, u, {"agent": "mystery", "judge": "gpt-4o-mini"}, cfg, {}, None)
-    assert c["dollars"] is None  # no guess for an unknown price
+    c = cost_summary(u, u, {"agent": "mystery", "judge": "gpt-4o-mini"}, cfg, {}, {}, None)
+    # an unknown model is charged at the budget's unknown-model rate (the same as the budget stop), and said so
+    unknown = cfg.budgets.unknown_price
+    assert c["dollars"] == pytest.approx(unknown.input_per_mtok + unknown.output_per_mtok + 0.15 + 0.60)
+    assert "no price known for 'mystery'" in c["price_note"]

@@ -1,18 +1,13 @@
-"""Small helpers shared by nodes: atomic artifact writes, usage accounting, schema-checked asks."""
+"""Schema-constrained asks with bounded re-asks (the planning stages' one way to ask the model)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Callable
 
 from agent.usage import add_usage
-from graders.files import parse_json, write_atomic, write_json  # noqa: F401 - re-exported for nodes
+from graders.files import parse_json
 
 log = logging.getLogger("repro.agent")
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def ask_json(
