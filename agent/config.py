@@ -115,7 +115,7 @@ class RunConfig(BaseModel):
     """Pause for a human after the plan and after the code (``repro run --review``)."""
     guide: Literal["auto", "on", "off"] = "auto"
     """Narrow the tool menu at each step to what fits the workspace's state (scaffold, smoke job,
-    wait, submit): for weak models. "auto": on for the embedded model only."""
+    wait, submit): for weak models. "auto": on for a model that says it is weak (the embedded one)."""
     seed: int = 42
     """REPRO_SEED of the reproduction run."""
 

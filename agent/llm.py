@@ -268,6 +268,8 @@ class OpenAIChatModel:
         self.connect_deadline_s = 15.0
         #: the model's context window when known (the judge sizes its prompts to it); None = large
         self.context_tokens: int | None = None
+        #: a small model that needs the guide's narrowed tool menus (RunConfig.guide "auto")
+        self.weak = False
         self.json_mode = json_mode
         self._client = openai.OpenAI(
             base_url=base_url,
@@ -465,6 +467,7 @@ class EmbeddedServer:
             self.MODEL_NAME, base_url=self.base_url, api_key="embedded", timeout=900, json_mode="json_object"
         )
         model.context_tokens = self.n_ctx
+        model.weak = True  # 135M parameters: it picks among constrained options, it does not plan
         return model
 
     def __enter__(self) -> "EmbeddedServer":

@@ -1,12 +1,13 @@
-"""Test doubles for `repro eval`, importable by Ray workers: a scripted model and a fake sandbox.
+"""Test doubles for `repro eval`, importable by Ray workers: a scripted coding agent and judge.
 
-Named in an eval configuration as ``model_factory: agent.eval.doubles:scripted_models`` and
-``sandbox_factory: agent.eval.doubles:fake_sandboxes`` (with ``factory_args``), so tests and the
-bench run whole replications — ingest, plan, implement, smoke run, reproduction with its start
-marker, judge, report — with no model endpoint and no Docker, in a few seconds each.
+Named in an eval configuration as ``model_factory: agent.eval.doubles:scripted_models`` (with
+``factory_args``), so tests and the bench run whole replications — ingest, plan, the tool loop
+in a real sandbox (local or Docker), the reproduction with its start marker, judge, report — with
+no model endpoint, in a few seconds each.
 
-Nothing here fakes a *result*: the reports these runs write are graded by the real judge code
-over what the fake sandbox produced; only the model's answers and the training are scripted.
+Nothing here fakes a *result*: the scripted agent writes a real (tiny) model — naive Bayes on the
+movie-review snippets — whose numbers the reproduction computes; the judge code grading them is
+the real one. Only the models' answers are scripted.
 """
 from __future__ import annotations
 
@@ -14,23 +15,77 @@ import hashlib
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from agent.llm import ModelError, ScriptedChatModel
-from sandbox.base import ExecResult
-from sandbox.fake import FakeSandbox
 
 CRITERION = re.compile(r"^\[(L\d+)\] (.*)$", re.MULTILINE)
-METHODS = ("head", "lora", "full")
 # The planner's two model-asked stages: claims (stage 1), per-experiment settings (stage 2).
-CLAIMS_ANSWER = {"experiments": [{"name": m, "method": m, "claim": f"the paper reports {m}", "result": "none"}
-                                 for m in METHODS]}
+CLAIMS_ANSWER = {"experiments": [{"name": "Classifier head only", "method": "train the classifier head",
+                                  "recipe": "head", "claim": "the paper reports the head", "results": ["none"]}]}
 SETTINGS_ANSWER = {"task": "binary sentiment classification", "base_model": "all-MiniLM-L6-v2",
                    "dataset": "movie-review snippets",
-                   "experiments": [{"method": m, "epochs": 1, "batch_size": 16, "learning_rate": 5e-5,
-                                    "metrics": ["accuracy"], "targets": []} for m in METHODS]}
+                   "experiments": [{"experiment": "E1", "epochs": 1, "batch_size": 16, "learning_rate": 5e-5,
+                                    "metrics": ["accuracy"], "targets": []}]}
+
+# A model the scripted agent writes: naive Bayes on the snippets (about a second of work, plus
+# WORK_S seconds of CPU when the bench asks for more), seeded by REPRO_SEED and shrunk by
+# REPRO_SMOKE as the submission contract asks. FORGE: it also back-dates its results file, as a
+# submission that leaves stale results would — the start-marker rule must then ignore them.
+TINY_TRAIN = '''"""Naive Bayes sentiment baseline (written by the agent)."""
+import json, math, os, random, sys, time
+from collections import Counter
+
+WORK_S, FORGE = 0.0, False
+exp = sys.argv[1]
+seed = int(os.environ.get("REPRO_SEED", "42"))
+rows = []
+with open(os.path.join(os.environ["REPRO_DATA"], "movieReviewSnippets_GroundTruth.txt"), errors="replace") as f:
+    for line in f:
+        parts = line.rstrip("\\n").split("\\t")
+        try:
+            score = float(parts[1])
+        except (IndexError, ValueError):
+            continue
+        if score:
+            rows.append((parts[2].lower().split(), int(score > 0)))
+random.Random(seed).shuffle(rows)
+if os.environ.get("REPRO_SMOKE") == "1":
+    rows, WORK_S = rows[:400], 0.0
+cut = len(rows) // 5
+test, train = rows[:cut], rows[cut:]
+counts = [Counter(), Counter()]
+for words, y in train:
+    counts[y].update(words)
+prior = sum(y for _, y in train) / len(train)
+totals = [sum(c.values()) for c in counts]
+vocab = len(set(counts[0]) | set(counts[1]))
+
+def predict(words):
+    s = math.log(prior / (1 - prior))
+    for w in words:
+        s += math.log((counts[1][w] + 1) / (totals[1] + vocab)) - math.log((counts[0][w] + 1) / (totals[0] + vocab))
+    return int(s > 0)
+
+end, x = time.monotonic() + WORK_S, 0
+while time.monotonic() < end:  # stands in for a longer training (the scaling bench)
+    x = (x * 31 + 7) % 1_000_003
+accuracy = sum(predict(w) == y for w, y in test) / len(test)
+majority = max(prior, 1 - prior)
+os.makedirs(f"results/{exp}", exist_ok=True)
+path = f"results/{exp}/metrics.json"
+json.dump({"metrics": {"accuracy": round(accuracy, 4)}, "before": {"accuracy": round(majority, 4)},
+           "n_train": len(train)}, open(path, "w"), indent=1)
+if FORGE:
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+print(f"{exp}: accuracy {accuracy:.4f} (majority {majority:.4f})")
+'''
+REPRODUCE = "#!/usr/bin/env bash\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\nrm -rf results\npython train.py head\n"
+
+
+def tiny_train(work_s: float = 0.0, forge: bool = False) -> str:
+    return TINY_TRAIN.replace("WORK_S, FORGE = 0.0, False", f"WORK_S, FORGE = {float(work_s)}, {bool(forge)}")
 
 
 def _unit(*parts: Any) -> float:
@@ -39,7 +94,27 @@ def _unit(*parts: Any) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _responder(role: str, seed: int, paper_id: str, skill: float) -> Callable[[list[dict], dict | None], Any]:
+def _last_result(messages: list[dict]) -> str | None:
+    return next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "tool"), None)
+
+
+def coding_turn(messages: list[dict], *, work_s: float = 0.0, forge: bool = False) -> dict:
+    """The scripted agent's next tool call, from the latest tool result: write the model, write
+    reproduce.sh, smoke-test it, submit."""
+    last = _last_result(messages)
+    if last is None:
+        call = {"tool": "write_file", "args": {"path": "train.py", "content": tiny_train(work_s, forge)}}
+    elif last.startswith("wrote train.py"):
+        call = {"tool": "write_file", "args": {"path": "reproduce.sh", "content": REPRODUCE}}
+    elif last.startswith("wrote reproduce.sh"):
+        call = {"tool": "bash", "args": {"command": "REPRO_SMOKE=1 bash reproduce.sh", "timeout": 300}}
+    else:
+        call = {"tool": "submit", "args": {"note": "naive Bayes baseline for the head experiment"}}
+    return {"thought": "next step", "calls": [call]}
+
+
+def _responder(role: str, seed: int, paper_id: str, skill: float, work_s: float,
+               forge: bool) -> Callable[[list[dict], dict | None], Any]:
     def answer(messages: list[dict], schema: dict | None) -> Any:
         props = (schema or {}).get("properties", {})
         if "verdicts" in props:  # the judge: one verdict per criterion key, score from (seed, requirement)
@@ -51,72 +126,30 @@ def _responder(role: str, seed: int, paper_id: str, skill: float) -> Callable[[l
             return SETTINGS_ANSWER
         if "experiments" in props:  # planning stage 1: the paper's experiments and claims
             return CLAIMS_ANSWER
+        if schema is None and role == "agent":  # a turn of the coding agent's tool loop
+            return coding_turn(messages, work_s=work_s, forge=forge)
         return ModelError(f"scripted {role} model has no answer for a request with schema keys {sorted(props)}")
 
     return answer
 
 
 def scripted_models(*, config: Any, seed: int, paper_id: str, skill: float = 0.6, calls: int = 400,
-                    fail: list[str] | tuple = (), **_: Any) -> tuple[ScriptedChatModel, ScriptedChatModel]:
+                    fail: list[str] | tuple = (), forge_papers: list[str] | tuple = (), work_s: float = 0.0,
+                    **_: Any) -> tuple[ScriptedChatModel, ScriptedChatModel]:
     """(agent, judge) scripted models. The judge passes a leaf when a hash of (seed, requirement)
     falls below ``skill``: seeds and papers differ, so a mean ± SEM over seeds is a real spread.
-    ``fail``: "paper-id:seed" entries whose agent model errors on its first call (a failed run)."""
+    ``fail``: "paper-id:seed" entries whose agent model errors on its first call (a failed run);
+    ``forge_papers``: papers whose agent back-dates its results (the reproduction must ignore them);
+    ``work_s``: seconds of CPU the agent's model burns in a full (non-smoke) run."""
     if f"{paper_id}:{seed}" in set(fail):
         outage = ModelError("scripted outage: the model endpoint refused the connection")
         return ScriptedChatModel([outage], name="scripted-agent"), ScriptedChatModel([], name="scripted-judge")
-    agent = ScriptedChatModel([_responder("agent", seed, paper_id, skill)] * calls, name="scripted-agent")
-    judge = ScriptedChatModel([_responder("judge", seed, paper_id, skill)] * calls, name="scripted-judge")
-    return agent, judge
-
-
-class TrainingFakeSandbox(FakeSandbox):
-    """A FakeSandbox whose ``reproduce.sh`` "trains": it writes results/<method>/metrics.json.
-
-    ``forge``: the metrics files get an mtime an hour *before* the reproduction's start marker,
-    as a result file the agent left in its submission would — the start-marker rule must ignore
-    them. ``work_s``: seconds of real CPU work per reproduction (for the scaling bench).
-    """
-
-    def __init__(self, *, run_id: str, seed: int, forge: bool = False, work_s: float = 0.0, **kw: Any):
-        super().__init__(results=self._respond, run_id=run_id)
-        self.seed, self.forge, self.work_s = seed, forge, work_s
-
-    def _respond(self, cmd: list[str] | str) -> ExecResult:
-        text = cmd if isinstance(cmd, str) else " ".join(cmd)
-        if "reproduce.sh" not in text:
-            return ExecResult(returncode=0, stdout="ok\n", duration_s=0.0)
-        t0 = time.monotonic()
-        burn(self.work_s)
-        mtime = time.time() - 3600 if self.forge else time.time()
-        for m in METHODS:
-            after = round(0.7 + 0.2 * _unit(self.run_id, self.seed, m), 4)
-            metrics = {"method": m, "metric": "accuracy", "before": {"accuracy": 0.5}, "after": {"accuracy": after},
-                       "train_seconds": round(self.work_s / len(METHODS), 2), "trainable_params": 1000,
-                       "total_params": 22_713_986, "history": []}
-            self.files[f"{self.workdir}/results/{m}/metrics.json"] = (json.dumps(metrics).encode(), mtime)
-        log = "scripted training: wrote results/{head,lora,full}/metrics.json\n"
-        self.files[f"{self.workdir}/reproduce.log"] = (log.encode(), time.time())
-        return ExecResult(returncode=0, stdout=log, duration_s=round(time.monotonic() - t0, 3))
-
-
-def burn(seconds: float) -> None:
-    """Busy CPU work for ``seconds`` (a stand-in for training; sleeping would not load a core)."""
-    end = time.monotonic() + seconds
-    x = 0
-    while time.monotonic() < end:
-        for i in range(20_000):
-            x = (x * 31 + i) % 1_000_003
-
-
-def fake_sandboxes(*, run_config: Any, seed: int, paper_id: str, forge_papers: list[str] | tuple = (),
-                   work_s: float = 0.0, **_: Any) -> Callable[[str], TrainingFakeSandbox]:
-    """The sandbox factory for one run: (role) -> a fresh TrainingFakeSandbox."""
     forge = paper_id in set(forge_papers)
-
-    def factory(role: str) -> TrainingFakeSandbox:
-        return TrainingFakeSandbox(run_id=run_config.run_id, seed=seed, forge=forge, work_s=work_s)
-
-    return factory
+    agent = ScriptedChatModel([_responder("agent", seed, paper_id, skill, work_s, forge)] * calls,
+                              name="scripted-agent")
+    judge = ScriptedChatModel([_responder("judge", seed, paper_id, skill, work_s, forge)] * calls,
+                              name="scripted-judge")
+    return agent, judge
 
 
 def make_demo_papers(dest: Path, variants: int = 2) -> list[Path]:
@@ -132,10 +165,11 @@ def make_demo_papers(dest: Path, variants: int = 2) -> list[Path]:
     shutil.copy2(DEMO_DIR / "rubric.json", base / "rubric.json")
     out.append(base)
     results = json.loads((DEMO_DIR / "results.json").read_text())
+    methods = ("head", "lora", "full")
     rubric = json.loads((DEMO_DIR / "rubric.json").read_text())
     for v in range(1, variants + 1):
         r = json.loads(json.dumps(results))
-        for i, m in enumerate(METHODS):
+        for i, m in enumerate(methods):
             r[m]["after"] = round(min(0.99, r[m]["after"] + 0.01 * v * (i + 1)), 4)
         r["seed"] = r.get("seed", 0) + v
         d = dest / f"demo-variant-{v}"

@@ -57,7 +57,12 @@ def run_task(task_data: dict) -> dict:
     def progress(event: str, **data: Any) -> None:
         if event == "node":
             progress_log.write(f"{time.time():.1f} {data.get('name')} {data.get('detail', '')}\n")
-            progress_log.flush()
+        elif event == "tool":  # the coding agent's steps: "code turn 3: bash command=..."
+            progress_log.write(f"{time.time():.1f} code turn {data.get('turn')}: {data.get('name')} "
+                               f"{data.get('detail', '')}\n")
+        else:
+            return
+        progress_log.flush()
 
     try:
         agent, judge = _models(task)

@@ -14,8 +14,9 @@ from agent.tools.specs import SPECS, tool_schema
 SMOKE_COMMAND = "REPRO_SMOKE=1 bash reproduce.sh"
 
 
-def enabled(mode: str, embedded: bool) -> bool:
-    return mode == "on" or (mode == "auto" and embedded)
+def enabled(mode: str, weak_model: bool) -> bool:
+    """"auto": on for a model that says it is weak (the embedded SmolLM2)."""
+    return mode == "on" or (mode == "auto" and weak_model)
 
 
 def _smoke_name(loop: dict) -> str:

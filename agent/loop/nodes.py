@@ -97,7 +97,7 @@ def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     if spent.nearly and not loop.get("wrap_up_sent"):
         notes.append(cx.WRAP_UP)
         updates["wrap_up_sent"] = True
-    guided = guide.enabled(cfg.guide, cfg.agent_model.embedded)
+    guided = guide.enabled(cfg.guide, getattr(ctx.model, "weak", False))
     why = None
     if guided:
         running = ws.running_jobs()

@@ -1,4 +1,5 @@
-"""`repro eval` end to end on a local Ray instance, with scripted models and fake sandboxes.
+"""`repro eval` end to end on a local Ray instance, with scripted models on the local sandbox backend
+(the scripted agent writes and runs a tiny real model through the tool loop).
 
 3 papers (the demo paper and two variants rendered by papers/demo.py) × 2 seeds × 2
 configurations. The driver is SIGKILLed mid-way; the next `repro eval` must run only the
@@ -36,9 +37,8 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 CONFIG_YAML = """\
 name: {name}
 model_factory: agent.eval.doubles:scripted_models
-sandbox_factory: agent.eval.doubles:fake_sandboxes
 factory_args: {args}
-run: {{sandbox_backend: fake, train_limit: 100, epochs: 1}}
+run: {{sandbox_backend: local, train_limit: 100, epochs: 1}}
 resources: {{num_cpus: 1}}
 """
 

@@ -73,7 +73,7 @@ def test_mean_sem_matches_textbook():
 # ---------------------------------------------------------------- configs
 def test_config_files_validate_and_fingerprint(tmp_path):
     a = tmp_path / "a.yaml"
-    a.write_text("name: fast\nrun: {sandbox_backend: fake, epochs: 1}\nresources: {num_cpus: 2, memory_gb: 3}\n")
+    a.write_text("name: fast\nrun: {sandbox_backend: local, epochs: 1}\nresources: {num_cpus: 2, memory_gb: 3}\n")
     two = tmp_path / "two.yaml"
     two.write_text("configs:\n  - {name: x, run: {train_limit: 10}}\n  - {name: y, agent_model: {model: m}}\n")
     configs = load_eval_configs([a, two])
@@ -82,7 +82,7 @@ def test_config_files_validate_and_fingerprint(tmp_path):
     assert configs[1].fingerprint != EvalConfig(name="x", run={"train_limit": 11}).fingerprint
     assert configs[1].fingerprint == EvalConfig(name="x", run={"train_limit": 10}, description="d").fingerprint
     rc = configs[0].run_config(run_id="r", runs_dir=tmp_path, paper_path=tmp_path / "p.pdf", rubric_path=None, seed=1)
-    assert rc.epochs == 1 and rc.sandbox_backend == "fake" and rc.run_dir == tmp_path / "r"
+    assert rc.epochs == 1 and rc.sandbox_backend == "local" and rc.run_dir == tmp_path / "r"
 
 
 @pytest.mark.parametrize("text, needle", [
