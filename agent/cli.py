@@ -196,7 +196,7 @@ def review_cmd(
         raise typer.Exit(2)
     plan = pending.get("plan") or {}
     console.print(f"[bold]{pending['stage']} review, round {pending.get('round')}[/] — run {run_id}")
-    console.print("experiments: " + ", ".join(e["method"] for e in plan.get("experiments", [])))
+    console.print("experiments: " + ", ".join(f"{e.get('id')} ({e.get('name')})" for e in plan.get("experiments", [])))
     for d in plan.get("deviations", []):
         console.print(f"  deviation: {d['what']}: paper {d['paper']} → ours {d['ours']} ({d['reason']})")
     if pending.get("files"):
@@ -204,7 +204,12 @@ def review_cmd(
     typer.echo(pending.get("diff") or "(no changes since the last pause)")
     if show:
         return
-    if edit_plan is not None:
+    answered = review_store.read_decision(cfg.run_dir)
+    if answered is not None:  # answered elsewhere (the web UI): resume with that decision
+        console.print(f"this pause was already answered ({answered.get('action')} by {answered.get('who') or 'someone'}); "
+                      "resuming the run with that decision")
+        decision = None
+    elif edit_plan is not None:
         decision = {"stage": "plan", "action": "edit", "plan": json.loads(edit_plan.read_text())}
     elif edit_file:
         files = {}
@@ -221,10 +226,12 @@ def review_cmd(
         decision = ({"stage": pending["stage"], "action": "approve"} if answer.strip().lower() in ("a", "approve")
                     else {"stage": pending["stage"], "action": "feedback", "text": answer})
     try:
-        review_store.write_decision(cfg.run_dir, decision)
+        if decision is not None:
+            review_store.write_decision(cfg.run_dir, decision)
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
+    _preflight_or_exit(cfg, resume=True)
     try:
         state = execute_run(cfg, resume=True, progress=_progress)
     except RunFailed as exc:

@@ -132,6 +132,13 @@ def file_origins(run_dir: Path, loop: dict, files: dict[str, str], review: dict)
     return out
 
 
+def _head_tail(text: str, n: int) -> str:
+    """A long output's start and end (an error is usually at the end), with the cut said."""
+    if len(text) <= n:
+        return text
+    return text[: n // 2] + f"\n[... {len(text) - n} characters ...]\n" + text[-n // 2:]
+
+
 def agent_summary(run_dir: Path, state: dict) -> dict:
     loop = state.get("loop") or {}
     turns = trajectory.all_turns(run_dir)[: loop.get("turn", 0)] if loop.get("turn") else []
@@ -145,7 +152,7 @@ def agent_summary(run_dir: Path, state: dict) -> dict:
         for c in calls:
             r = results.get(c["id"]) or {}
             steps.append({"turn": t["turn"], "tool": c["name"], "args": json.dumps(c.get("arguments") or {})[:300],
-                          "result": (r.get("content") or "(not run)")[:600], "ok": r.get("ok"),
+                          "result": _head_tail(r.get("content") or "(not run)", 600), "ok": r.get("ok"),
                           "malformed": r.get("malformed", False), "seconds": r.get("seconds"),
                           "changes": r.get("changes"), "menu": t.get("menu"), "guide": t.get("guide")})
     u = loop.get("usage") or {}

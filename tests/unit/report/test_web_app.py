@@ -95,6 +95,7 @@ def test_approve_is_the_decision_the_runner_resumes_with(client, fx, runs_dir):
     assert p["status"] == "paused for review" and p["done"] == ["ingest", "plan", "code"]
     assert (p["loop"]["turn"], p["loop"]["tool_calls"], p["loop"]["exit"]) == (8, 8, "submitted")
     assert "coding agent: turn 8, 8 tool calls, loop ended: submitted" in html
+    assert "3/6 steps · now reproduce · turn 8" in client.get("/").text
     # the coding session the runner recorded, turn by turn, with the fix as a diff
     traj = client.get("/runs/demo-paused/trajectory").text
     assert all(f'id="turn-{n}"' in traj for n in range(1, 9)) and 'id="turn-9"' not in traj
