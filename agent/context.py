@@ -21,6 +21,7 @@ class Offline:
     encoder_params: str = "22.7M parameters"
     decoder: str = assets.GGUF_NAME
     dataset: str = assets.DATA_NAME
+    datasets: tuple[str, ...] = assets.DATA_FILES
     dataset_about: str = ("10,568 movie-review snippets (Hutto & Gilbert 2014), label = sign of the mean rating")
     max_epochs: int = 3
     """Epochs a CPU run allows when the paper asks for more."""

@@ -42,6 +42,8 @@ class Experiment(BaseModel):
     metric: str = "accuracy"
     reported_after: Reported | None = None
     reported_before: Reported | None = None
+    before_targets: list[Reported] = Field(default_factory=list)
+    """The paper's numbers before training (its baseline row), compared with metrics.json's "before"."""
     claim: str | None = None
     """What the paper claims about this experiment (planning stage 1)."""
     targets: list[Reported] = Field(default_factory=list)

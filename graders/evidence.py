@@ -78,6 +78,7 @@ class SubmissionEvidence:
     reproduced: bool  # a reproduction directory was given
     has_marker: bool  # a start marker was given
     fresh_outputs: int  # files the reproduction wrote after the marker (log included)
+    fresh_results: int = 0  # results/<experiment>/metrics.json files (graders.contract) written after it
 
 
 # ---------------------------------------------------------------- fencing
@@ -275,10 +276,14 @@ def collect(
     if binaries:
         result_notes.append("the reproduction also wrote non-text files: "
                             + ", ".join(safe_name(b) for b in binaries[:20]))
+    from graders.contract import read_results
+
+    contract_results, contract_notes = read_results(Path(reproduction_dir), start_time)
+    result_notes += [n for n in contract_notes if "before the reproduction" not in n]  # stale ones are counted above
     results = _bundle(fresh, limits, result_notes)
     if log_file:
         results = Evidence(results.files + (log_file,), results.notes)
     return SubmissionEvidence(
         code, execution, results, reproduced=True, has_marker=start_time is not None,
-        fresh_outputs=len(fresh) + len(binaries) + (1 if log_file else 0),
+        fresh_outputs=len(fresh) + len(binaries) + (1 if log_file else 0), fresh_results=len(contract_results),
     )

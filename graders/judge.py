@@ -360,6 +360,11 @@ def _fixed_verdict(leaf: LeafTask, ev: SubmissionEvidence) -> Verdict | None:
         return Verdict(0, True, "The reproduction wrote nothing at or after its start marker "
                                 "(files older than the marker were ignored: " + "; ".join(ev.results.notes) + ").",
                        meta)
+    if cat == RESULTS and ev.fresh_results == 0:
+        # the submission contract: results are results/<experiment>/metrics.json, written by this run
+        why = "; ".join(ev.results.notes) or "none exists"
+        return Verdict(0, True, "The reproduction wrote no results file (results/<experiment>/metrics.json) at or "
+                                f"after its start marker ({why}), so there is no reproduced result to analyse.", meta)
     if cat == RESULTS and ev.results.empty:
         return Verdict(0, True, "The reproduction wrote no readable result files or log after its start marker.",
                        meta)

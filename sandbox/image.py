@@ -163,7 +163,7 @@ class BuildInputs:
     python_bin: Path
     dists: list[md.Distribution]
     model_dir: Path
-    data_file: Path
+    data_files: list[Path]
     busybox: Path
     bash: Path | None
     gguf_file: Path | None = None
@@ -179,7 +179,7 @@ class BuildInputs:
             "python_prefix": str(self.python_prefix),
             "dists": sorted(f"{d.metadata['Name']}=={d.version}" for d in self.dists),
             "model": model_files,
-            "data": [self.data_file.name, self.data_file.stat().st_size],
+            "data": [[p.name, p.stat().st_size] for p in self.data_files],
             "gguf": [self.gguf_file.name, self.gguf_file.stat().st_size] if self.gguf_file else None,
             "busybox": self.busybox.stat().st_size,
             "env": IMAGE_ENV,
@@ -212,7 +212,7 @@ def collect_inputs(roots: Iterable[str] = SANDBOX_DISTS) -> BuildInputs:
         python_bin=pybin,
         dists=dist_closure(roots, site_dir),
         model_dir=assets.model_source_dir(),
-        data_file=assets.data_source_file(),
+        data_files=[assets.data_source_file(n) for n in assets.DATA_FILES],
         gguf_file=_optional(assets.gguf_source_file),
         busybox=busybox,
         bash=Path(bash) if bash else None,
@@ -447,7 +447,8 @@ def write_rootfs(inputs: BuildInputs, fileobj, log: Callable[[str], None] = lamb
 
     # assets
     t.tree(f"opt/repro/models/{assets.MODEL_NAME}", inputs.model_dir.resolve())
-    t.file(f"opt/repro/data/{assets.DATA_NAME}", inputs.data_file.resolve(), mode=0o644)
+    for data_file in inputs.data_files:
+        t.file(f"opt/repro/data/{data_file.name}", data_file.resolve(), mode=0o644)
     if inputs.gguf_file:
         t.file(f"opt/repro/models/{assets.GGUF_NAME}", inputs.gguf_file.resolve(), mode=0o644)
 
@@ -535,7 +536,8 @@ def prepare_dockerfile_context(dest: Path, gpu: bool = False) -> tuple[Path, dic
     (dest / "assets" / "models").mkdir(parents=True, exist_ok=True)
     (dest / "assets" / "data").mkdir(parents=True, exist_ok=True)
     shutil.copytree(assets.model_source_dir(), dest / "assets" / "models" / assets.MODEL_NAME, dirs_exist_ok=True)
-    shutil.copy2(assets.data_source_file(), dest / "assets" / "data" / assets.DATA_NAME)
+    for name in assets.DATA_FILES:
+        shutil.copy2(assets.data_source_file(name), dest / "assets" / "data" / name)
     return dest / "Dockerfile", dockerfile_build_args(gpu)
 
 

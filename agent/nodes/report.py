@@ -36,16 +36,27 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def pick_metric(metrics: dict[str, float], name: str) -> tuple[str, float] | None:
-    """The reproduced value for the paper's metric ``name`` (exact, then known aliases)."""
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def pick_metric(metrics: dict[str, float], name: str, column: str = "") -> tuple[str, float] | None:
+    """The reproduced value for the paper's metric ``name`` printed in ``column``: the exact key,
+    else a known alias, else among the keys of that metric's family the one sharing most words
+    with the column ("Amazon macro-F1" -> macro_f1_amazon)."""
     if name in metrics:
         return name, metrics[name]
     norm = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in metrics}
-    for alias in _ALIASES.get(name, (name,)):
+    aliases = _ALIASES.get(name, (name,))
+    for alias in aliases:
         k = norm.get(re.sub(r"[^a-z0-9]", "", alias))
         if k is not None:
             return k, metrics[k]
-    return None
+    family = [k for n, k in norm.items() if any(re.sub(r"[^a-z0-9]", "", a) in n for a in aliases)]
+    if not family:
+        return None
+    best = max(family, key=lambda k: (len(_words(k.replace("_", " ")) & _words(column)), -family.index(k)))
+    return best, metrics[best]
 
 
 def _on_paper_scale(value: float, reported: dict | None) -> float:
@@ -54,7 +65,8 @@ def _on_paper_scale(value: float, reported: dict | None) -> float:
 
 
 def _row(exp: dict, target: dict | None, r: dict | None, where: str, label: str) -> dict:
-    got = pick_metric(r.get(where) or {}, target["metric"] if target else exp.get("metric", "accuracy")) if r else None
+    got = pick_metric(r.get(where) or {}, target["metric"] if target else exp.get("metric", "accuracy"),
+                      (target or {}).get("column", "")) if r else None
     reproduced = delta = None
     if got is not None:
         key, value = got
@@ -72,9 +84,9 @@ def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
         r = results.get(exp["id"])
         for t in exp.get("targets") or [None]:
             rows.append(_row(exp, t, r, "metrics", exp["name"]))
-        b = exp.get("reported_before")
-        if b and not before_done:  # the 'before' row of the paper, compared once
-            rows.insert(0, _row(exp, b, r, "before", "Before fine-tuning"))
+        befores = exp.get("before_targets") or ([exp["reported_before"]] if exp.get("reported_before") else [])
+        if befores and not before_done:  # the paper's 'before' row, compared once (each of its columns)
+            rows[:0] = [_row(exp, b, r, "before", "Before fine-tuning") for b in befores]
             before_done = r is not None
         if r and r.get("before"):
             name = next(iter(r["metrics"]))

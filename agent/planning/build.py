@@ -33,7 +33,9 @@ def _ids(experiments: list[dict]) -> list[str]:
 def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limit: int | None,
                epochs: int | None, feedback: str | None = None, addendum: str | None = None) -> Plan:
     experiments_in = sorted(s2["experiments"], key=lambda e: RECIPE_ORDER.get(e.get("recipe") or "", 99))
-    before = Reported.model_validate(s1["before"]) if s1.get("before") else g.find_reported(paper, "before")
+    befores = [Reported.model_validate(b) for b in s1.get("before") or []]
+    if not befores and (found := g.find_reported(paper, "before")) is not None:
+        befores = [found]
     experiments = []
     for eid, e in zip(_ids(experiments_in), experiments_in):
         targets = [Reported.model_validate(t) for t in e["targets"]]
@@ -47,7 +49,8 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
             method = (method + "; " if method else "") + "reported on " + ", ".join(e["datasets"][:4])
         experiments.append(Experiment(
             id=eid, name=e["name"], method=method, recipe=recipe, metric=g.metric_of(targets),
-            reported_after=after, reported_before=before if before and before.metric == g.metric_of(targets) else None,
+            reported_after=after, reported_before=next((b for b in befores if b.metric == g.metric_of(targets)), None),
+            before_targets=[b for b in befores if b.metric == g.metric_of(targets)],
             claim=e.get("claim"), targets=targets, metrics=list(e.get("metrics") or []), evidence=e.get("evidence", "")))
     shared = s2["shared"]
     paper_model, paper_dataset = shared["base_model"]["value"], shared["dataset"]["value"]

@@ -140,17 +140,29 @@ def slug(text: str) -> str:
     return (s or "experiment")[:40].strip("-")
 
 
-def experiments_from_results(paper: Paper, cands: list) -> tuple[list[dict], Reported | None]:
+def _with_row_scores(paper: Paper, cands: list) -> list:
+    """The candidates plus every other score the paper prints in their rows (a row's columns are
+    often one method measured on several test sets: all are targets)."""
+    rows = {(r.table, r.row) for r in cands}
+    seen, out = set(), []
+    for r in paper.results:
+        if (r.table, r.row) in rows and (r.table, r.row, r.column) not in seen:
+            seen.add((r.table, r.row, r.column))
+            out.append(r)
+    return out
+
+
+def experiments_from_results(paper: Paper, cands: list) -> tuple[list[dict], list[Reported]]:
     """Every method or configuration the paper reports a score for among the candidates, grouped
-    by its label, each with its targets; plus the 'before training' baseline when there is one."""
+    by its label, each with its targets; plus the 'before training' baseline's numbers."""
     groups: dict[str, dict] = {}
-    before = None
-    for r in cands:
+    before: list[Reported] = []
+    for r in _with_row_scores(paper, cands):
         if not _is_score(r):
             continue
         label, dataset = experiment_label(r)
         if BEFORE.search(label):
-            before = before or reported(r)
+            before.append(reported(r))
             continue
         key = re.sub(r"[^a-z0-9]", "", label.lower())
         g = groups.setdefault(key, {"name": label[:60], "recipe": recipe_for(label), "targets": [], "datasets": [],

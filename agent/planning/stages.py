@@ -159,7 +159,7 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
                           if t else f"the paper uses {e['name']}")[:160]
     record = {"stage": 1, "source": source, "key": key, "model": ctx.model.name, "problems": problems,
               "model_answer": answer, "candidates": dict(zip(ids, [g.reported(r).model_dump() for r in cands])),
-              "experiments": experiments, "before": before.model_dump() if before else None, "notes": notes}
+              "experiments": experiments, "before": [b.model_dump() for b in before], "notes": notes}
     stage.save(record, usage)
     return record, usage
 

@@ -126,6 +126,22 @@ def test_j03_fresh_log_but_forged_table_never_shown(tmp_path, doubles, rubric, s
     assert "older than the reproduction start marker" in ra[0][2]["content"]
 
 
+def test_j03_a_fresh_log_without_a_contract_results_file_gives_result_analysis_zero(tmp_path, doubles, rubric, start):
+    """The log is fresh, but the only results file was copied in with its old mtime (cp -p of a
+    file the agent wrote by hand): no results/<experiment>/metrics.json came from the run, so
+    Result Analysis is 0 whatever the judge would say, and the verdict says why."""
+    sub, rep = doubles.make_submission(tmp_path, start=start, fresh_results=False)
+    doubles.write(rep, "reproduce.log", "copied results\n", mtime=start + 60)
+    doubles.write(rep, "results/main/metrics.json", '{"metrics": {"accuracy": 0.913}}', mtime=start - 3600)
+    model = doubles.RuleJudge(lambda req, data: 1)  # would pass anything it was shown
+    tree = _grade(rubric, sub, rep, start, model)
+    scores = _leaf_scores(tree)
+    assert scores["res-acc"] == scores["res-table2"] == (0.0, True)
+    assert "no results file" in tree.find("res-acc").explanation
+    assert "older than the reproduction start marker" in tree.find("res-acc").explanation
+    assert scores["exec-train"][0] == 1.0  # the log is fresh: execution is for the judge to grade
+
+
 def test_j04_tampering_reproduce_script_is_flagged(tmp_path, doubles, rubric, start, caplog):
     sub, rep = doubles.make_submission(tmp_path, start=start)
     doubles.write(sub, "reproduce.sh", "#!/bin/sh\ntouch results/metrics.json\nsed -i 's/0.5/0.913/' results/m.json\n"

@@ -55,7 +55,7 @@ def test_stages_are_saved_and_grounded(tmp_path):
     assert s1["experiments"][0]["targets"][0]["row"] == "Classifier head only"
     assert s1["experiments"][1]["method"] == "LoRA on the query and value projections"
     assert any("added 'Full fine-tuning'" in n for n in s1["notes"])
-    assert s1["before"]["row"] == "Before fine-tuning"
+    assert [b["row"] for b in s1["before"]] == ["Before fine-tuning"]
     # the schema lets the model answer only with result ids and the registry's recipes (or none)
     schema1 = model.requests[0]["schema"]["properties"]["experiments"]["items"]["properties"]
     assert schema1["results"]["items"]["enum"][-1] == "none" and schema1["recipe"]["enum"] == RECIPES + ["none"]

@@ -104,7 +104,7 @@ def test_results_evidence_only_after_marker(tmp_path, doubles):
     doubles.write(rep, "plot.png", "PNG", mtime=start + 5)
     ev = collect(sub, rep, start)
     names = [f.path for f in ev.results.files]
-    assert names == ["results/metrics.json", "reproduce.log"]
+    assert names == ["results/main/metrics.json", "reproduce.log"]
     assert any("older than" in n for n in ev.results.notes) and any("plot.png" in n for n in ev.results.notes)
 
 
