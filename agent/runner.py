@@ -91,13 +91,13 @@ def sandbox_factory(cfg: RunConfig) -> Callable[..., Any]:
     return factory
 
 
-def _reap(cfg: RunConfig) -> None:
+def _reap(cfg: RunConfig, *, resume: bool) -> None:
     if cfg.sandbox_backend == "docker":
         from sandbox.docker import reap
 
-        # leftovers of a crashed attempt (C02) — but not the agent's workspace: a resumed run
-        # re-attaches to it, its files and its running jobs
-        reap(cfg.run_id, keep_roles=("agent",))
+        # leftovers of a crashed attempt (C02) — but on resume not the agent's workspace: the run
+        # re-attaches to it, its files and its running jobs. A new run starts from nothing.
+        reap(cfg.run_id, keep_roles=("agent",) if resume else ())
 
 
 def _checkpointer(cfg: RunConfig) -> SqliteSaver:
@@ -119,7 +119,7 @@ def execute_run(
     (cfg.run_dir / "logs").mkdir(exist_ok=True)
     if not resume:
         save_run_config(cfg)
-    _reap(cfg)
+    _reap(cfg, resume=resume)
     saver = _checkpointer(cfg)
     graph = compile_graph(checkpointer=saver)
     # each loop turn is a model step plus one step per tool call: room for a busy loop

@@ -125,6 +125,9 @@ class Workspace:
     def running_jobs(self) -> list[str]:
         return [j["name"] for j in self.jobs() if j.get("state") in ("running", "starting")]
 
+    def search(self, pattern: str, path: str, limit: int = 100) -> dict:
+        return self._runner("search", pattern, path, str(limit), timeout=60).info
+
     # --- files --------------------------------------------------------------------------------
     def read_text(self, path: str, max_bytes: int = 4 << 20) -> str:
         try:

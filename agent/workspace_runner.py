@@ -12,6 +12,7 @@ Modes (each prints its answer; structured answers are one JSON line after ``@@RE
   .repro/logs/CALL_ID.log (capped); prints head + tail; leftovers of the call are killed at the end;
 * ``job-start NAME CMD`` / ``job-status NAME TAIL`` / ``job-wait NAME SECONDS TAIL`` /
   ``job-stop NAME`` / ``jobs``: detached jobs with state in .repro/jobs/NAME/;
+* ``search PATTERN PATH LIMIT``: lines matching a regular expression, as path:line: text;
 * ``manifest MAX_BYTES``: the workspace's files (size, sha256), minus what is never submitted.
 """
 import hashlib
@@ -305,6 +306,34 @@ def manifest(max_bytes):
     answer({"files": files, "too_large": skipped})
 
 
+def search(pattern, path, limit):
+    """path:line: text for every line matching the regular expression (text files only)."""
+    import re
+
+    rx = re.compile(pattern)
+    hits, root = [], os.path.normpath(os.path.join(ROOT, path))
+    if not (root == ROOT or root.startswith(ROOT + os.sep)):
+        answer({"error": "the path must be inside the workspace", "hits": []})
+        return
+    files = [root] if os.path.isfile(root) else []
+    for dirpath, dirnames, filenames in ([] if files else os.walk(root)):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".repro", "__pycache__", ".home", ".git"))
+        files += [os.path.join(dirpath, f) for f in sorted(filenames)]
+    for p in files:
+        if len(hits) >= limit or os.path.islink(p) or os.path.getsize(p) > (8 << 20):
+            continue
+        with open(p, "rb") as f:
+            data = f.read()
+        if b"\0" in data[:4096]:
+            continue  # binary
+        for n, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+            if rx.search(line):
+                hits.append("%s:%d: %s" % (os.path.relpath(p, ROOT), n, line.strip()[:300]))
+                if len(hits) >= limit:
+                    break
+    answer({"hits": hits, "truncated": len(hits) >= limit})
+
+
 def main(argv):
     mode = argv[0]
     if mode == "run":
@@ -321,6 +350,8 @@ def main(argv):
         job_stop(argv[1])
     elif mode == "jobs":
         jobs()
+    elif mode == "search":
+        search(argv[1], argv[2], int(argv[3]))
     elif mode == "manifest":
         manifest(int(argv[1]))
     else:

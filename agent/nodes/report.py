@@ -107,7 +107,10 @@ def experiment_status(plan: dict, results: dict, loop: dict, rep: dict) -> list[
             out.append({"id": exp["id"], "name": exp["name"], "status": "replicated",
                         "reason": f"results/{exp['id']}/metrics.json written by the reproduction"})
             continue
-        if not rep.get("start_time"):
+        stale = [n for n in rep.get("ignored") or [] if n.startswith(f"results/{exp['id']}/")]
+        if stale:  # a results file existed, but the run did not write it (or it breaks the contract)
+            why = f"its results file was not produced by the reproduction: {stale[0]}"
+        elif not rep.get("start_time"):
             why = rep.get("summary") or "the reproduction did not run"
         elif not rep.get("ok"):
             why = f"the reproduction {rep.get('summary')}"

@@ -83,7 +83,7 @@ def reported(r) -> Reported:
 def find_reported(paper: Paper, key: str) -> Reported | None:
     """The paper's accuracy for a recipe's method (or 'before'), from its tables, with provenance."""
     pattern = BEFORE if key == "before" else ROW_PATTERNS[key]
-    candidates = [r for r in paper.results if pattern.search(r.row)]
+    candidates = [r for r in paper.results if pattern.search(r.row) and _is_score(r)]  # not a parameter count
     if key != "before":  # a 'before' row mentions 'fine-tuning' too; keep method rows clean
         candidates = [r for r in candidates if not BEFORE.search(r.row)]
     accurate = [r for r in candidates if re.search(r"acc", f"{r.column} {r.unit_or_metric or ''}", re.I)]

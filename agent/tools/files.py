@@ -30,14 +30,13 @@ def search(a: Search, ctx: ToolContext) -> ToolResult:
         re.compile(a.pattern)
     except re.error as exc:
         return ToolResult(f"error: not a valid regular expression ({exc})", ok=False, malformed=True)
-    # grep -E understands most of Python's syntax; -I skips binary files; our state is not searched
-    pat = a.pattern.replace("'", "'\\''")
-    path = a.path.replace("'", "'\\''")
-    cmd = (f"grep -rnEI --exclude-dir=.repro --exclude-dir=__pycache__ --exclude-dir=.home -e '{pat}' '{path}' "
-           f"| cut -c1-300 | head -n 100")
-    out = ctx.ws.bash(cmd, 60, ctx.call_id)
-    text = out.text.strip()
-    return ToolResult(text or f"no match for {a.pattern!r} under {a.path}")
+    found = ctx.ws.search(a.pattern, a.path)
+    if found.get("error"):
+        return ToolResult(f"error: {found['error']}", ok=False)
+    if not found["hits"]:
+        return ToolResult(f"no match for {a.pattern!r} under {a.path}")
+    more = "\n[first 100 matches only; narrow the pattern or the path]" if found.get("truncated") else ""
+    return ToolResult("\n".join(found["hits"]) + more)
 
 
 @handler("write_file")
