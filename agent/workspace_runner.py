@@ -128,7 +128,9 @@ def run(call_id, timeout, head_n, tail_n, cmd):
                 tail_size += len(chunk)
                 while tail and tail_size - len(tail[0]) >= tail_cap:
                     tail_size -= len(tail.popleft())
-    leftovers = kill_marked("REPRO_CALL", call_id, pgid=proc.pid)
+    proc.poll()  # reap the main process if it ended, so it is not counted among the leftovers
+    leftovers = 0 if timed_out else len(marked("REPRO_CALL", call_id))
+    kill_marked("REPRO_CALL", call_id, pgid=proc.pid)
     rc = proc.wait()
     head_text = head.decode("utf-8", "replace")
     head_s, spill = head_text[:head_n], head_text[head_n:]

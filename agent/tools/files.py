@@ -61,8 +61,8 @@ def edit_file(a: EditFile, ctx: ToolContext) -> ToolResult:
     new_text = text.replace(a.old, a.new, 1)
     ctx.ws.write_text(a.path, new_text)
     line = text[: text.index(a.old)].count("\n") + 1
-    return ToolResult(f"edited {a.path} at line {line} ({a.old.count(chr(10)) + 1} line(s) replaced by "
-                      f"{a.new.count(chr(10)) + 1})", meta={"path": a.path, "line": line})
+    return ToolResult(f"edited {a.path} at line {line} ({max(1, len(a.old.splitlines()))} line(s) replaced by "
+                      f"{len(a.new.splitlines())})", meta={"path": a.path, "line": line})
 
 
 def _closest_line(text: str, old: str) -> str | None:

@@ -145,6 +145,7 @@ def tool_schema(name: str, *, narrow: dict[str, list] | None = None) -> dict:
     schema by an enum of the given values (the guide's constrained menus for weak models)."""
     spec = SPECS[name]
     params = _clean(spec.model_json_schema())
+    params.pop("description", None)  # it is the tool's description, given once beside the schema
     params["additionalProperties"] = False
     for arg, values in (narrow or {}).items():
         params["properties"][arg] = {"type": "string", "enum": list(values)}

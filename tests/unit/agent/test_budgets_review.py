@@ -198,3 +198,31 @@ def test_decisions_are_validated(tmp_path):
         review_store.ReviewDecision.model_validate({"stage": "code", "action": "edit", "files": {"../x": "y"}})
     with pytest.raises(ValueError, match="not waiting"):
         review_store.write_decision(tmp_path, {"stage": "plan", "action": "approve"})
+
+
+def test_metrics_written_by_hand_without_training_get_no_result_credit(tmp_path):
+    """The agent writes a metrics file itself and a reproduce.sh that only copies it (keeping its
+    old time stamp): the reproduction's start-marker rule ignores it, every Result Analysis leaf
+    is 0 whatever the judge says, and the report says why."""
+    forged = json.dumps({"metrics": {"accuracy": 0.99}, "before": {"accuracy": 0.5}})
+    copy = "#!/usr/bin/env bash\nset -e\ncd \"$(dirname \"$0\")\"\nmkdir -p results/head\ncp -p fake/metrics.json results/head/\n"
+    rules = [{"match": "Step 1 of 2", "reply": {"x": 1}}, {"match": "Step 2 of 2", "reply": {"x": 1}},
+             {"last": "Replicate \"", "calls": [{"tool": "write_file", "args": {"path": "fake/metrics.json",
+                                                                                "content": forged}}]},
+             {"last": "wrote fake/metrics.json", "calls": [{"tool": "write_file", "args": {"path": "reproduce.sh",
+                                                                                          "content": copy}}]},
+             {"last": "wrote reproduce.sh", "calls": [{"tool": "bash", "args": {"command": "REPRO_SMOKE=1 bash reproduce.sh"}}]},
+             {"last": "[exit code 0", "calls": [{"tool": "submit", "args": {"note": "done"}}]},
+             {"match": "", "verdicts": 1}]  # a judge that would pass anything it is shown
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"name": "scripted", "rules": rules}))
+    cfg = _cfg(tmp_path)
+    state, _ = _run(cfg, path)
+    assert state["loop"]["exit"] == "submitted"
+    rep = _report(cfg)
+    assert rep["reproduction"]["ok"] and rep["reproduction"]["results"] == {}
+    assert any("written before the reproduction started" in n for n in rep["reproduction"]["ignored"])
+    assert rep["grade"]["by_category"]["Result Analysis"] == 0.0
+    assert rep["grade"]["by_category"]["Code Development"] == 1.0
+    head = next(e for e in rep["experiments"] if e["id"] == "head")
+    assert head["status"] == "not replicated" and "written before the reproduction started" in head["reason"]
