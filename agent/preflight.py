@@ -98,7 +98,8 @@ def check_sandbox(cfg: RunConfig) -> list[Problem]:
     return []
 
 
-def check_disk(runs_dir: Path, need: int = MIN_FREE_BYTES) -> list[Problem]:
+def check_disk(runs_dir: Path, need: int | None = None) -> list[Problem]:
+    need = MIN_FREE_BYTES if need is None else need
     here = Path(runs_dir).resolve()
     while not here.exists():
         here = here.parent
