@@ -298,7 +298,9 @@ class OpenAIChatModel:
     def complete(self, messages, *, schema=None, tools=None, temperature=0.0, seed=None, max_tokens=None):
         prefix = "call-" + hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()[:8]
         if tools and not self.native_tools:
-            comp = self.complete(as_constrained_messages(messages, tools), schema=tool_reply_schema(tools),
+            # a weak model repeats itself when allowed several calls: one call per reply
+            schema = tool_reply_schema(tools, max_calls=1 if self.weak else 3)
+            comp = self.complete(as_constrained_messages(messages, tools), schema=schema,
                                  temperature=temperature, seed=seed, max_tokens=max_tokens)
             comp.tool_calls = constrained_calls(comp, tools, prefix)
             obj = comp.parsed if isinstance(comp.parsed, dict) else {}

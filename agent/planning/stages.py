@@ -112,6 +112,8 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         targets = []
         for rid in [r for r in (item.get("results") or []) if isinstance(r, str) and r in by_id]:
             row = by_id[rid]
+            if g.BEFORE.search(row.row):  # the paper's before-training row is a baseline, not a target
+                continue
             if recipe and g.names_other_recipe(row.row, recipe):
                 notes.append(f"{name!r}: ignored result {rid} ({row.row[:40]}): a row named for another method")
                 continue
@@ -224,6 +226,9 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
         targets = list(c["targets"])
         for rid in [t for t in (said or {}).get("targets", []) if isinstance(t, str) and t in by_id]:
             row = by_id[rid]
+            if g.BEFORE.search(row.row):
+                notes.append(f"{c['name']!r}: target {rid} is the before-training row: kept as the baseline")
+                continue
             if c.get("recipe") and g.names_other_recipe(row.row, c["recipe"]):
                 notes.append(f"{c['name']!r}: ignored target {rid}: a row named for another method")
                 continue

@@ -193,3 +193,15 @@ def test_an_addendum_beside_the_paper_reaches_the_plan(tmp_path):
     assert addendum_for(tmp_path / "paper.pdf") is None
     (tmp_path / "addendum.md").write_text("Use seed 13; the LoRA rank is 8.")
     assert addendum_for(tmp_path / "paper.pdf") == "Use seed 13; the LoRA rank is 8."
+
+
+def test_the_before_training_row_is_a_baseline_never_a_method_target(tmp_path):
+    """SmolLM2 on the demo paper picked R1 (before fine-tuning) as a target of every method."""
+    claims = {"experiments": [dict(e, results=["R1", e["results"][0]]) for e in CLAIMS_ANSWER["experiments"]]}
+    settings = dict(SETTINGS_ANSWER, experiments=[dict(e, targets=["R1"] + e["targets"])
+                                                  for e in SETTINGS_ANSWER["experiments"]])
+    plan, stages, *_ = _plan(tmp_path, [claims, settings])
+    for e in plan.experiments:
+        assert all(t.row != "Before fine-tuning" for t in e.targets), (e.id, e.targets)
+        assert [b.row for b in e.before_targets] == ["Before fine-tuning"]
+    assert any("kept as the baseline" in n for n in stages[2]["notes"])
