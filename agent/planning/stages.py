@@ -92,7 +92,8 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         found = items(obj, "experiments")
         if found is None:
             return "experiments must be a non-empty list of objects"
-        if not any(isinstance(i.get("name"), str) and g.prose(i["name"], text, marker) for i in found):
+        named = any(isinstance(i.get("name"), str) and g.prose(i["name"], text, marker) for i in found)
+        if not named and not any(i.get("recipe") in grounded for i in found):
             return "give each experiment a name in words, as the paper calls it"
         return None
 
@@ -102,13 +103,16 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
     experiments: list[dict] = []
     for item in (answer or {}).get("experiments", []):
         name = g.prose(item.get("name"), text, marker)
+        recipe = item.get("recipe") if item.get("recipe") in recipes else None
+        if recipe and recipe not in grounded and g.recipe_for(name) != recipe:
+            notes.append(f"{name or item.get('name')!r}: recipe {recipe!r} dropped: the paper never names that method")
+            recipe = None
+        if not name and recipe:  # a weak model picks the method right and names it wrong
+            notes.append(f"the name {str(item.get('name'))[:40]!r} is not words: named after its recipe {recipe!r}")
+            name = g.recipe_label(recipe)
         if not name:
             notes.append(f"dropped an experiment named {str(item.get('name'))[:40]!r}: not words")
             continue
-        recipe = item.get("recipe") if item.get("recipe") in recipes else None
-        if recipe and recipe not in grounded and g.recipe_for(name) != recipe:
-            notes.append(f"{name!r}: recipe {recipe!r} dropped: the paper never names that method")
-            recipe = None
         targets = []
         for rid in [r for r in (item.get("results") or []) if isinstance(r, str) and r in by_id]:
             row = by_id[rid]

@@ -205,3 +205,15 @@ def test_the_before_training_row_is_a_baseline_never_a_method_target(tmp_path):
         assert all(t.row != "Before fine-tuning" for t in e.targets), (e.id, e.targets)
         assert [b.row for b in e.before_targets] == ["Before fine-tuning"]
     assert any("kept as the baseline" in n for n in stages[2]["notes"])
+
+
+def test_a_weak_models_right_recipe_with_a_wrong_name_is_kept(tmp_path):
+    """SmolLM2 on the demo paper: the prompt's marker as every name, but the right recipes."""
+    claims = {"experiments": [{"name": "PAPER-73f54e6d3529", "method": "Method", "recipe": r, "claim": "",
+                               "results": ["none"]} for r in ("full", "head")]}
+    plan, stages, *_ = _plan(tmp_path, [claims, SETTINGS_ANSWER])
+    assert stages[1]["source"] == "model" and stages[1]["problems"] == []
+    assert [e["name"] for e in stages[1]["experiments"]][:2] == ["Full fine-tuning",
+                                                                 "Classifier head only (transfer learning)"]
+    assert sum("is not words: named after its recipe" in n for n in stages[1]["notes"]) == 2
+    assert "PAPER-" not in json.dumps([e.model_dump() for e in plan.experiments])  # only the notes say it
