@@ -56,6 +56,7 @@ class Workspace:
         self.blobs = self.run_dir / "blobs"
         self.steps = self.run_dir / "steps"
         self.manifest: dict[str, str] = {}
+        self._fresh_manifest: dict | None = None  # from the last bash call: the files right after it
         self._manifest_path = self.run_dir / "workspace-manifest.json"
         if self._manifest_path.exists():
             self.manifest = json.loads(self._manifest_path.read_text())
@@ -94,6 +95,7 @@ class Workspace:
 
     # --- running ------------------------------------------------------------------------------
     def _runner(self, *args: str, timeout: float) -> Output:
+        self._fresh_manifest = None  # whatever runs now may change files
         res = self.sb.exec(["python3", "-c", RUNNER, *args], timeout=timeout + BACKSTOP_S, cwd=self.sb.workdir)
         out = res.stdout
         idx = out.rfind("\n" + SENTINEL)
@@ -104,8 +106,10 @@ class Workspace:
         return Output(out[:idx], info)
 
     def bash(self, command: str, timeout: int, call_id: str) -> Output:
-        return self._runner("run", call_id, str(timeout), str(HEAD_CHARS), str(TAIL_CHARS), "--", command,
-                            timeout=timeout)
+        out = self._runner("run", call_id, str(timeout), str(HEAD_CHARS), str(TAIL_CHARS), str(MAX_SUBMISSION_FILE),
+                           "--", command, timeout=timeout)
+        self._fresh_manifest = out.info.pop("manifest", None)  # the next sync uses it instead of asking again
+        return out
 
     def start_job(self, name: str, command: str) -> dict:
         return self._runner("job-start", name, command, timeout=30).info
@@ -148,6 +152,7 @@ class Workspace:
 
     def write_text(self, path: str, content: str) -> None:
         _check_path(path)
+        self._fresh_manifest = None
         try:
             self.sb.write_file(path, content)
         except SandboxError as exc:
@@ -157,6 +162,9 @@ class Workspace:
 
     # --- syncing and snapshots -----------------------------------------------------------------
     def remote_manifest(self) -> dict[str, list]:
+        fresh, self._fresh_manifest = self._fresh_manifest, None
+        if fresh is not None:
+            return fresh["files"]
         return self._runner("manifest", str(MAX_SUBMISSION_FILE), timeout=60).info["files"]
 
     def sync(self, step: int | None = None) -> dict[str, list[str]]:

@@ -8,8 +8,9 @@ child still carrying the marker — and nothing else.
 
 Modes (each prints its answer; structured answers are one JSON line after ``@@REPRO@@``):
 
-* ``run CALL_ID TIMEOUT HEAD TAIL -- CMD``: bash CMD with stdout+stderr merged into
+* ``run CALL_ID TIMEOUT HEAD TAIL [MAX_BYTES] -- CMD``: bash CMD with stdout+stderr merged into
   .repro/logs/CALL_ID.log (capped); prints head + tail; leftovers of the call are killed at the end;
+  with MAX_BYTES the answer also holds the workspace's manifest afterwards (one exec, not two);
 * ``job-start NAME CMD`` / ``job-status NAME TAIL`` / ``job-wait NAME SECONDS TAIL`` /
   ``job-stop NAME`` / ``jobs``: detached jobs with state in .repro/jobs/NAME/;
 * ``search PATTERN PATH LIMIT``: lines matching a regular expression, as path:line: text;
@@ -84,7 +85,7 @@ def env_with(var, value):
 
 
 # ---------------------------------------------------------------- run
-def run(call_id, timeout, head_n, tail_n, cmd):
+def run(call_id, timeout, head_n, tail_n, cmd, with_manifest=False):
     logs = os.path.join(STATE, "logs")
     os.makedirs(logs, exist_ok=True)
     log_rel = ".repro/logs/%s.log" % call_id
@@ -144,9 +145,12 @@ def run(call_id, timeout, head_n, tail_n, cmd):
     if elided:
         sys.stdout.write("\n[... %d bytes elided: the whole output is in %s ...]\n" % (elided, log_rel))
     sys.stdout.write(tail_s)
-    answer({"returncode": 124 if timed_out else (128 - rc if rc < 0 else rc), "timed_out": timed_out,
-            "seconds": round(time.monotonic() - t0, 2), "bytes": total, "elided_bytes": elided, "log": log_rel,
-            "log_capped": total > LOG_CAP, "leftovers_killed": 0 if timed_out else leftovers, "shown_chars": shown})
+    out = {"returncode": 124 if timed_out else (128 - rc if rc < 0 else rc), "timed_out": timed_out,
+           "seconds": round(time.monotonic() - t0, 2), "bytes": total, "elided_bytes": elided, "log": log_rel,
+           "log_capped": total > LOG_CAP, "leftovers_killed": 0 if timed_out else leftovers, "shown_chars": shown}
+    if with_manifest:  # the files after the command, in the same exec: the host's sync needs no second one
+        out["manifest"] = files_manifest(with_manifest)
+    answer(out)
 
 
 # ---------------------------------------------------------------- jobs
@@ -288,6 +292,10 @@ def jobs():
 
 # ---------------------------------------------------------------- files
 def manifest(max_bytes):
+    answer(files_manifest(max_bytes))
+
+
+def files_manifest(max_bytes):
     files, skipped = {}, []
     for dirpath, dirnames, filenames in os.walk(ROOT):
         dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS and not os.path.islink(os.path.join(dirpath, d)))
@@ -305,7 +313,7 @@ def manifest(max_bytes):
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
             files[rel] = [size, h.hexdigest(), os.access(p, os.X_OK)]
-    answer({"files": files, "too_large": skipped})
+    return {"files": files, "too_large": skipped}
 
 
 def search(pattern, path, limit):
@@ -341,7 +349,9 @@ def main(argv):
     if mode == "run":
         sep = argv.index("--")
         call_id, timeout, head_n, tail_n = argv[1], float(argv[2]), int(argv[3]), int(argv[4])
-        run(call_id, timeout, head_n, tail_n, " ".join(argv[sep + 1:]) if len(argv) > sep + 2 else argv[sep + 1])
+        with_manifest = int(argv[5]) if sep > 5 else 0  # MAX_BYTES: add the manifest to the answer
+        run(call_id, timeout, head_n, tail_n, " ".join(argv[sep + 1:]) if len(argv) > sep + 2 else argv[sep + 1],
+            with_manifest)
     elif mode == "job-start":
         job_start(argv[1], argv[2])
     elif mode == "job-status":

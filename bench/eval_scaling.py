@@ -1,19 +1,20 @@
-"""`repro eval` scaling, measured side by side in one run.
+"""`repro eval` scaling, measured side by side in one run, on real short replications.
 
-    python bench/eval_scaling.py [--runs 8] [--work 3.0]
+    python bench/eval_scaling.py [--runs 4] [--rounds 2] [--sandbox docker] [--train-limit 160]
 
-N independent short replications (scripted models, fake sandbox whose reproduce.sh burns
-``--work`` seconds of real CPU as "training"; everything else — ingest, plan, implement, smoke
-run, reproduction with its start marker, judge, report — is the real code path):
+Each run is a whole replication on the real code path: ingest, plan, the coding agent's tool loop
+in a real sandbox (Docker by default), the fresh-container reproduction, the judge, the report.
+Only the models are scripted: the agent scaffolds the head-only recipe, smoke-tests reproduce.sh
+and submits, so each run trains MiniLM-L6 for real (``--train-limit`` sentences, one epoch) twice
+(smoke run and reproduction) — a few seconds of real training, no busy loop.
 
 * Ray, local instance, parallelism 1 vs 2: speed-up ratio (goal >= 1.7x at 2 on 2 cores);
 * Ray vs a plain ``ProcessPoolExecutor`` (spawned workers) at parallelism 2 for the same runs:
   overhead ratio (goal <= 1.1x).
 
-Both sides first start their workers and have each import the run path once (a warm-up task);
-the ratios time the runs after that: steady state, what each further run costs. The one-time
-costs (Ray's start-up, a worker's first imports) are printed beside them, and a cold end-to-end
-ratio too.
+The three phases are interleaved in rounds (p1, p2, pool, then again), so a change in the
+machine's load touches all three alike; each ratio is over the summed run times of all rounds.
+Start-up and each worker's first imports are timed apart (a warm-up task) and printed beside.
 """
 from __future__ import annotations
 
@@ -75,38 +76,40 @@ def pool_phase(tasks: list[Task], parallel: int) -> dict[str, float]:
     return {"start": t1 - t0, "warm": t2 - t1, "runs": t3 - t2}
 
 
-def show(label: str, t: dict[str, float]) -> None:
-    print(f"{label}: runs {t['runs']:7.2f} s   (start-up {t['start']:.2f} s, first imports {t['warm']:.2f} s: "
-          "not in 'runs')")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=8, help="independent runs per measurement")
-    ap.add_argument("--work", type=float, default=3.0, help="CPU seconds of 'training' per run")
+    ap.add_argument("--runs", type=int, default=4, help="replications per phase and round")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of the three phases")
+    ap.add_argument("--sandbox", default="docker", choices=["docker", "local"])
+    ap.add_argument("--train-limit", type=int, default=160, help="training sentences per MiniLM run")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="repro-eval-bench-"))
     try:
         make_demo_papers(root / "papers", variants=1)
         papers = discover_papers(root / "papers")
         config = EvalConfig(name="bench", model_factory="agent.eval.doubles:scripted_models",
-                            sandbox_factory="agent.eval.doubles:fake_sandboxes", factory_args={"work_s": a.work},
-                            run={"sandbox_backend": "fake", "train_limit": 100, "epochs": 1})
-        print(f"{a.runs} runs per measurement, {a.work:.1f} s CPU 'training' each, {os.cpu_count()} cores, "
+                            factory_args={"recipe": "head"},
+                            run={"sandbox_backend": a.sandbox, "train_limit": a.train_limit, "epochs": 1})
+        total = {"p1": {}, "p2": {}, "pool": {}}
+        print(f"{a.rounds} rounds x 3 phases x {a.runs} runs = {3 * a.rounds * a.runs} replications "
+              f"({a.sandbox} sandbox, real MiniLM training on {a.train_limit} sentences), {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.2f} at start")
-        r1 = ray_phase(tasks_for(papers, config, a.runs, root / "ray-p1"), 1)
-        show("ray  parallel 1", r1)
-        r2 = ray_phase(tasks_for(papers, config, a.runs, root / "ray-p2"), 2)
-        show("ray  parallel 2", r2)
-        p2 = pool_phase(tasks_for(papers, config, a.runs, root / "pool-p2"), 2)
-        show("pool parallel 2", p2)
-        speedup = r1["runs"] / r2["runs"]
-        overhead = r2["runs"] / p2["runs"]
-        print(f"speed-up at parallelism 2 (ray p1 / ray p2, runs): {speedup:.2f}x   goal >= 1.7x   "
-              f"{'OK' if speedup >= 1.7 else 'MISSED'}")
-        print(f"Ray overhead vs process pool (ray p2 / pool p2, runs): {overhead:.2f}x   goal <= 1.1x   "
-              f"{'OK' if overhead <= 1.1 else 'MISSED'}")
-        cold_r, cold_p = sum(r2.values()), sum(p2.values())
+        for rnd in range(a.rounds):
+            for key, phase in (("p1", lambda t: ray_phase(t, 1)), ("p2", lambda t: ray_phase(t, 2)),
+                               ("pool", lambda t: pool_phase(t, 2))):
+                t = phase(tasks_for(papers, config, a.runs, root / f"{key}-{rnd}"))
+                for k, v in t.items():
+                    total[key][k] = total[key].get(k, 0.0) + v
+                print(f"  round {rnd + 1} {key:4s}: runs {t['runs']:7.2f} s   (start-up {t['start']:.2f} s, first "
+                      f"imports {t['warm']:.2f} s)", flush=True)
+        p1, p2, pool = total["p1"], total["p2"], total["pool"]
+        speedup = p1["runs"] / p2["runs"]
+        overhead = p2["runs"] / pool["runs"]
+        print(f"speed-up at parallelism 2 (ray p1 / ray p2, {a.rounds * a.runs} runs each): {speedup:.2f}x   "
+              f"goal >= 1.7x   {'OK' if speedup >= 1.7 else 'MISSED'}")
+        print(f"Ray overhead vs process pool (ray p2 / pool p2, {a.rounds * a.runs} runs each): {overhead:.2f}x   "
+              f"goal <= 1.1x   {'OK' if overhead <= 1.1 else 'MISSED'}")
+        cold_r, cold_p = sum(p2.values()), sum(pool.values())
         print(f"cold, incl. start-up and first imports (ray p2 / pool p2): {cold_r:.2f} s / {cold_p:.2f} s "
               f"= {cold_r / cold_p:.2f}x")
         print(f"load average {os.getloadavg()[0]:.2f} at end (a shared machine: other load skews every number)")

@@ -98,10 +98,19 @@ def _last_result(messages: list[dict]) -> str | None:
     return next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "tool"), None)
 
 
-def coding_turn(messages: list[dict], *, work_s: float = 0.0, forge: bool = False) -> dict:
-    """The scripted agent's next tool call, from the latest tool result: write the model, write
-    reproduce.sh, smoke-test it, submit."""
+def coding_turn(messages: list[dict], *, work_s: float = 0.0, forge: bool = False, recipe: str | None = None) -> dict:
+    """The scripted agent's next tool call, from the latest tool result: write the model (or, with
+    ``recipe``, scaffold that tested recipe: real MiniLM training), write reproduce.sh, smoke-test
+    it, submit."""
     last = _last_result(messages)
+    if recipe is not None:
+        if last is None:
+            call = {"tool": "scaffold", "args": {"recipe": recipe, "experiment": recipe}}
+        elif last.startswith("scaffolded"):
+            call = {"tool": "bash", "args": {"command": "REPRO_SMOKE=1 bash reproduce.sh", "timeout": 600}}
+        else:
+            call = {"tool": "submit", "args": {"note": f"the {recipe} recipe, smoke-tested"}}
+        return {"thought": "next step", "calls": [call]}
     if last is None:
         call = {"tool": "write_file", "args": {"path": "train.py", "content": tiny_train(work_s, forge)}}
     elif last.startswith("wrote train.py"):
@@ -113,8 +122,8 @@ def coding_turn(messages: list[dict], *, work_s: float = 0.0, forge: bool = Fals
     return {"thought": "next step", "calls": [call]}
 
 
-def _responder(role: str, seed: int, paper_id: str, skill: float, work_s: float,
-               forge: bool) -> Callable[[list[dict], dict | None], Any]:
+def _responder(role: str, seed: int, paper_id: str, skill: float, work_s: float, forge: bool,
+               recipe: str | None = None) -> Callable[[list[dict], dict | None], Any]:
     def answer(messages: list[dict], schema: dict | None) -> Any:
         props = (schema or {}).get("properties", {})
         if "verdicts" in props:  # the judge: one verdict per criterion key, score from (seed, requirement)
@@ -127,7 +136,7 @@ def _responder(role: str, seed: int, paper_id: str, skill: float, work_s: float,
         if "experiments" in props:  # planning stage 1: the paper's experiments and claims
             return CLAIMS_ANSWER
         if schema is None and role == "agent":  # a turn of the coding agent's tool loop
-            return coding_turn(messages, work_s=work_s, forge=forge)
+            return coding_turn(messages, work_s=work_s, forge=forge, recipe=recipe)
         return ModelError(f"scripted {role} model has no answer for a request with schema keys {sorted(props)}")
 
     return answer
@@ -135,17 +144,18 @@ def _responder(role: str, seed: int, paper_id: str, skill: float, work_s: float,
 
 def scripted_models(*, config: Any, seed: int, paper_id: str, skill: float = 0.6, calls: int = 400,
                     fail: list[str] | tuple = (), forge_papers: list[str] | tuple = (), work_s: float = 0.0,
-                    **_: Any) -> tuple[ScriptedChatModel, ScriptedChatModel]:
+                    recipe: str | None = None, **_: Any) -> tuple[ScriptedChatModel, ScriptedChatModel]:
     """(agent, judge) scripted models. The judge passes a leaf when a hash of (seed, requirement)
     falls below ``skill``: seeds and papers differ, so a mean ± SEM over seeds is a real spread.
     ``fail``: "paper-id:seed" entries whose agent model errors on its first call (a failed run);
     ``forge_papers``: papers whose agent back-dates its results (the reproduction must ignore them);
-    ``work_s``: seconds of CPU the agent's model burns in a full (non-smoke) run."""
+    ``work_s``: seconds of CPU the agent's model burns in a full (non-smoke) run; ``recipe``: scaffold
+    that recipe instead of writing a model (real training, for the scaling bench)."""
     if f"{paper_id}:{seed}" in set(fail):
         outage = ModelError("scripted outage: the model endpoint refused the connection")
         return ScriptedChatModel([outage], name="scripted-agent"), ScriptedChatModel([], name="scripted-judge")
     forge = paper_id in set(forge_papers)
-    agent = ScriptedChatModel([_responder("agent", seed, paper_id, skill, work_s, forge)] * calls,
+    agent = ScriptedChatModel([_responder("agent", seed, paper_id, skill, work_s, forge, recipe)] * calls,
                               name="scripted-agent")
     judge = ScriptedChatModel([_responder("judge", seed, paper_id, skill, work_s, forge)] * calls,
                               name="scripted-judge")
