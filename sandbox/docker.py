@@ -43,6 +43,7 @@ from sandbox.base import (
 from sandbox.output import OutputCapture
 from sandbox.paths import resolve_inside
 from sandbox.policy import (
+    DEFAULT_IMAGE,
     LABEL_EXPIRES,
     LABEL_KIND,
     LABEL_ROLE,
@@ -161,11 +162,12 @@ def build_image_from_dockerfile(context: Path, tag: str, buildargs: dict[str, st
 
 
 def default_image() -> str:
-    from sandbox import image as img
-
-    if image_exists(img.LATEST):
-        return img.LATEST
-    return img.ensure_image()
+    """The default image, which must exist: a sandbox never builds one (that is `repro sandbox
+    build`'s job, and scripts/setup.sh's) — so this module never imports the image builder."""
+    if image_exists(DEFAULT_IMAGE):
+        return DEFAULT_IMAGE
+    raise SandboxUnavailable(f"the sandbox image {DEFAULT_IMAGE} is not built: run `repro sandbox build` (offline, "
+                             "a minute or two) or scripts/setup.sh")
 
 
 # --- reaping ------------------------------------------------------------------------------

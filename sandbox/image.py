@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from sandbox import assets
+from sandbox.policy import DEFAULT_IMAGE, IMAGE_REPO
 
 BUILDER_VERSION = "1"
-IMAGE_REPO = "repro-sandbox"
-LATEST = f"{IMAGE_REPO}:latest"
+LATEST = DEFAULT_IMAGE
 SANDBOX_DISTS: tuple[str, ...] = (
     "torch",
     "transformers",

@@ -23,6 +23,9 @@ from sandbox.base import PolicyViolation, RuntimeUnavailable
 
 Role = Literal["agent", "reproduce", "setup"]
 ROLES: tuple[str, ...] = ("agent", "reproduce", "setup")
+IMAGE_REPO = "repro-sandbox"
+#: the image sandboxes use unless told otherwise; built offline by sandbox.image (`repro sandbox build`)
+DEFAULT_IMAGE = f"{IMAGE_REPO}:latest"
 
 LABEL_RUN_ID = "repro.run_id"
 LABEL_ROLE = "repro.role"

@@ -59,4 +59,8 @@ def need_docker() -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
+    """An engine answers and the sandbox image is built (sandboxes never build it themselves)."""
     need_docker()
+    from sandbox.image import ensure_image
+
+    ensure_image()

@@ -61,3 +61,12 @@ def test_nothing_imports_the_cli():
     cli_modules = {"agent.cli", "papers.cli", "graders.cli", "sandbox.cli"}
     offenders = {rel for rel, names in SOURCES if names & cli_modules and not rel.endswith("cli.py")}
     assert not offenders
+
+
+def test_the_docker_backend_never_imports_the_image_builder():
+    """A sandbox constructor that could build an image hid an import circle (docker <-> image):
+    the image is built by `repro sandbox build`, and the backend only uses it."""
+    tree = ast.parse((REPO / "sandbox" / "docker.py").read_text())
+    names = {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+             for a in n.names} | imports_of(REPO / "sandbox" / "docker.py")
+    assert not {n for n in names if n.startswith("sandbox.image")}
