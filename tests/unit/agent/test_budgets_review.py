@@ -101,17 +101,24 @@ def test_a_loop_budget_ends_the_loop_with_a_graded_partial_submission(tmp_path, 
         assert "reproduction" in {e["reason"].split()[1] for e in rep["experiments"]}
 
 
-def test_a_token_budget_spent_inside_the_loop_stops_it_there(tmp_path, script_file):
+@pytest.mark.parametrize("kind", ["tokens", "dollars"])
+def test_a_token_or_dollar_budget_spent_inside_the_loop_stops_it_there(tmp_path, script_file, kind):
     full, _ = _run(_cfg(tmp_path / "a"), script_file)
     tokens = lambda u: u["prompt_tokens"] + u["completion_tokens"]  # noqa: E731
-    # enough for planning and half the loop's tokens: the loop must stop part-way, on tokens
+    # enough for planning and half the loop: the loop must stop part-way, on that budget
     limit = tokens(full["usage"]) + tokens(full["loop"]["usage"]) // 2
-    cfg = _cfg(tmp_path / "b", budgets=Budgets(max_model_tokens=limit))
+    price = Price(input_per_mtok=1_000_000.0, output_per_mtok=1_000_000.0)  # a dollar a token
+    budgets = (Budgets(max_model_tokens=limit) if kind == "tokens"
+               else Budgets(max_dollars=float(limit), prices={"scripted": price}))
+    cfg = _cfg(tmp_path / "b", budgets=budgets)
     state, _ = _run(cfg, script_file)
     loop = state["loop"]
-    assert loop["exit"] == "tokens" and 0 < loop["turn"] < 8, loop
-    assert "model token budget exceeded" in loop["exit_detail"]
-    assert _report(cfg)["grade"] is not None
+    assert loop["exit"] == kind and 0 < loop["turn"] < 8, loop
+    assert f"{'model token' if kind == 'tokens' else 'dollar'} budget exceeded" in loop["exit_detail"]
+    rep = _report(cfg)
+    assert rep["grade"] is not None and rep["agent"]["exit"] == kind
+    if kind == "dollars":  # the stop and the report's cost come from one price table
+        assert rep["cost"]["dollars"] >= float(limit)
 
 
 def test_too_many_malformed_replies_end_the_loop(tmp_path):
