@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from graders.aggregate import aggregate, regrade
-from graders.rubric import GradedTaskNode, RubricError, TaskNode, load_graded, load_rubric, save_rubric
+from graders.rubric import duplicate_ids, GradedTaskNode, RubricError, TaskNode, load_graded, load_rubric, save_rubric
 
 rubric_app = typer.Typer(help="Check, score, show and generate PaperBench rubrics.", no_args_is_help=True)
 _model_factory: Callable[[], Any] | None = None
@@ -46,14 +46,19 @@ def _load_any(path: Path) -> TaskNode:
 
 @rubric_app.command("check")
 def check(file: Path = typer.Argument(..., help="rubric.json"),
-          allow_duplicate_ids: bool = typer.Option(False, help="accept reused ids (two upstream rubrics)")) -> None:
+          strict: bool = typer.Option(False, "--strict", help="refuse reused ids (for rubrics you write)")) -> None:
     """Validate a rubric: exit 0 when valid, 2 with the reason on stderr when not."""
     try:
-        root = load_rubric(file, allow_duplicate_ids=allow_duplicate_ids)
+        root = load_rubric(file, allow_duplicate_ids=not strict)
     except RubricError as exc:
         _fail(f"invalid rubric: {exc}")
     leaves = root.leaves()
     typer.echo(f"ok: {file} ({sum(1 for _ in root.walk())} nodes, {len(leaves)} leaves)")
+    reused = duplicate_ids(root)
+    if reused:  # upstream PaperBench rubrics do this; verdicts are keyed by position, so it grades right
+        typer.echo(f"warning: {len(reused)} id(s) are used by more than one node (e.g. {reused[0]}); the judge keys "
+                   "verdicts by each node's path, so they grade correctly, but a grade override names a leaf by id "
+                   "and applies to every copy", err=True)
 
 
 @rubric_app.command("score")

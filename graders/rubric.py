@@ -159,12 +159,22 @@ def _path_of(data: dict, loc: tuple) -> str:
     return f"{_label(node, path)} field {field!r}"
 
 
-def validate_tree(root: TaskNode, *, max_depth: int = MAX_DEPTH, allow_duplicate_ids: bool = False) -> None:
+def duplicate_ids(root: TaskNode) -> list[str]:
+    """Ids used by more than one node (two upstream rubrics, bbox and bridging-data-gaps, reuse
+    leaf ids for copies under different parents)."""
+    counts: dict[str, int] = {}
+    for node in root.walk():
+        counts[node.id] = counts.get(node.id, 0) + 1
+    return sorted(i for i, n in counts.items() if n > 1)
+
+
+def validate_tree(root: TaskNode, *, max_depth: int = MAX_DEPTH, allow_duplicate_ids: bool = True) -> None:
     """Raise RubricError naming the first bad node. Works on rubric and graded trees.
 
-    ``allow_duplicate_ids`` exists for two upstream rubrics (bbox, bridging-data-gaps) that
-    reuse leaf ids for copies under different parents; the judge keys leaves by position, so
-    it can grade them, but a new rubric must have unique ids.
+    Reused ids are accepted by default, as PaperBench's own rubrics have them: the judge keys
+    verdicts by each node's position (its path), never by its id, so such a tree grades right;
+    ``repro rubric check`` warns about them. ``allow_duplicate_ids=False`` is the strict check
+    for rubrics this project writes.
     """
     seen: dict[str, str] = {}
     stack: list[tuple[TaskNode, str, int, tuple[str, ...]]] = [(root, "root", 0, ())]
@@ -243,13 +253,13 @@ def _parse(cls: type[TaskNode], source: str | Path | dict, max_depth: int, allow
 
 
 def load_rubric(source: str | Path | dict, *, max_depth: int = MAX_DEPTH,
-                allow_duplicate_ids: bool = False) -> TaskNode:
+                allow_duplicate_ids: bool = True) -> TaskNode:
     """Load and validate a PaperBench rubric (path to rubric.json, or the parsed dict)."""
     return _parse(TaskNode, source, max_depth, allow_duplicate_ids)
 
 
 def load_graded(source: str | Path | dict, *, max_depth: int = MAX_DEPTH,
-                allow_duplicate_ids: bool = False) -> GradedTaskNode:
+                allow_duplicate_ids: bool = True) -> GradedTaskNode:
     """Load and validate a graded tree (PaperBench ``expected_result.json`` / our judge's output)."""
     return _parse(GradedTaskNode, source, max_depth, allow_duplicate_ids)
 

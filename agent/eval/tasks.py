@@ -73,6 +73,13 @@ def discover_papers(papers_dir: Path) -> list[PaperEntry]:
         if (d / "blacklist.txt").is_file():
             blacklist = tuple(line.strip() for line in (d / "blacklist.txt").read_text().splitlines()
                               if line.strip() and not line.strip().startswith("#") and line.strip().lower() != "none")
+        if (d / "rubric.json").is_file():  # checked now, not hours later at grading
+            from graders.rubric import RubricError, load_rubric
+
+            try:
+                load_rubric(d / "rubric.json")
+            except RubricError as exc:
+                raise PaperSetError(f"{d.name}: its rubric is invalid: {exc}") from exc
         out.append(PaperEntry(paper_id=pid, dir=d.resolve(), pdf=pdf.resolve(),
                               rubric=(d / "rubric.json").resolve() if (d / "rubric.json").is_file() else None,
                               title=title, blacklist=blacklist,

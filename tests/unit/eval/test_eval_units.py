@@ -265,3 +265,18 @@ def test_a_gpu_configuration_fails_fast_where_no_node_has_a_gpu(tmp_path, monkey
     runner.check_feasible([cpu])  # fits the live node
     with pytest.raises(EvalExecutionError, match="'gpu' asks for .*num_gpus': 1.0"):
         runner.check_feasible([gpu])  # only a dead node has a GPU
+
+
+def test_an_invalid_rubric_stops_eval_before_any_run(tmp_path):
+    from agent.eval.tasks import PaperSetError, discover_papers
+
+    good = tmp_path / "a"
+    good.mkdir()
+    (good / "paper.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    bad = tmp_path / "b"
+    bad.mkdir()
+    (bad / "paper.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
+    (bad / "rubric.json").write_text(json.dumps({"id": "r", "requirements": "x", "weight": -1, "sub_tasks": [],
+                                                 "task_category": "Code Development"}))
+    with pytest.raises(PaperSetError, match="b: its rubric is invalid.*negative weight"):
+        discover_papers(tmp_path)
