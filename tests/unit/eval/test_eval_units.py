@@ -113,7 +113,9 @@ def test_discover_papers_reads_paperbench_layout(tmp_path):
         (tmp_path / name).mkdir()
     (tmp_path / "B Paper" / "paper.pdf").write_bytes(b"%PDF")
     (tmp_path / "a-paper" / "paper.pdf").write_bytes(b"%PDF")
-    (tmp_path / "a-paper" / "rubric.json").write_text("{}")
+    (tmp_path / "a-paper" / "rubric.json").write_text(json.dumps({
+        "id": "r", "requirements": "x", "weight": 1, "sub_tasks": [], "task_category": "Code Development",
+        "finegrained_task_category": None}))
     (tmp_path / "a-paper" / "blacklist.txt").write_text("# comment\nhttps://github.com/x/y\n\nnone\n")
     (tmp_path / "a-paper" / "config.yaml").write_text("title: A Paper\n")
     ps = discover_papers(tmp_path)
