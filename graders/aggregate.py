@@ -93,3 +93,30 @@ def regrade(node: GradedTaskNode) -> GradedTaskNode:
         node, score=score, valid_score=True,
         explanation=node.explanation or AGGREGATED, judge_metadata=node.judge_metadata, sub_tasks=subs,
     )
+
+
+def split_by_decider(node: GradedTaskNode) -> dict:
+    """The checked part and the judged part of a graded tree, each as the weighted pass rate of
+    its own leaves (the tree's weights, the other part's leaves left out): the report leads with
+    the checked part, so a weak judge's noise never hides what arithmetic decided."""
+    def masked(keep) -> GradedTaskNode:
+        def visit(n: GradedTaskNode) -> GradedTaskNode:
+            if n.sub_tasks:
+                return n.model_copy(update={"sub_tasks": [visit(c) for c in n.sub_tasks]})
+            if keep(n):
+                return n
+            return n.model_copy(update={"valid_score": False, "score": 0.0})
+        return visit(node)
+
+    def checked(n: GradedTaskNode) -> bool:
+        return (n.judge_metadata or {}).get("decided_by") == "check"
+
+    out = {}
+    for part, keep in (("checked", checked), ("judged", lambda n: not checked(n))):
+        a = aggregate(masked(keep))
+        leaves = [n for n in node.walk() if not n.sub_tasks and keep(n)]
+        passed = sum(1 for n in leaves if n.valid_score and n.score == 1)
+        out[part] = {"leaves": len(leaves), "passed": passed,
+                     "valid": sum(1 for n in leaves if n.valid_score),
+                     "rate": round(a.score / a.coverage, 4) if a.coverage > 0 else None}
+    return out

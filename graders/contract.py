@@ -152,3 +152,37 @@ def submission_files(root: Path) -> list[Path]:
         if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_SUBMISSION_FILE:
             out.append(rel)
     return out
+
+
+# metric names a paper prints vs names a script writes (the reported-vs-reproduced join)
+_ALIASES = {"accuracy": ("accuracy", "acc", "test_accuracy", "eval_accuracy"),
+            "f1": ("f1", "macro_f1", "f1_macro", "macro-f1", "test_f1"),
+            "error": ("error", "error_rate", "test_error"),
+            "perplexity": ("perplexity", "ppl", "eval_perplexity")}
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def find_metric(metrics: dict[str, float], name: str, column: str = "") -> tuple[str, float] | None:
+    """The reproduced value for the paper's metric ``name`` printed in ``column``: the exact key,
+    else a known alias, else among the keys of that metric's family the one sharing most words
+    with the column ("Amazon macro-F1" -> macro_f1_amazon)."""
+    if name in metrics:
+        return name, metrics[name]
+    norm = {_norm(k): k for k in metrics}
+    aliases = _ALIASES.get(name, (name,))
+    for alias in aliases:
+        k = norm.get(_norm(alias))
+        if k is not None:
+            return k, metrics[k]
+    family = [k for n, k in norm.items() if any(_norm(a) in n for a in aliases)]
+    if not family:
+        return None
+    best = max(family, key=lambda k: (len(_words(k.replace("_", " ")) & _words(column)), -family.index(k)))
+    return best, metrics[best]

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from graders.evidence import fence, new_nonce
 from graders.judge import JudgeModel
+from graders.checks import Check, PaperValue
 from graders.rubric import TaskNode, validate_tree
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ NAMES_SCHEMA = {
 class GeneratedRubric:
     rubric: TaskNode
     warnings: list[str] = field(default_factory=list)
+    #: leaf id -> [graders.checks.Check]: the result leaves the reproduction's numbers decide
+    checks: dict[str, list] = field(default_factory=dict)
 
 
 def _ask(model: JudgeModel, question: str, paper_block: str, schema: dict, nonce: str,
@@ -97,7 +100,10 @@ def _round_robin(lists: Iterable[list], n: int) -> list[list]:
     return taken
 
 
-def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40) -> GeneratedRubric:
+def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
+                 targets: dict[tuple[str, str, str], tuple[str, str]] | None = None) -> GeneratedRubric:
+    """``targets``: (table, row, column) -> (experiment id, metric name) of the plan; each result
+    leaf for such a cell gets a check (decided by arithmetic, not by the judge)."""
     warnings: list[str] = []
     max_leaves = max(4, max_leaves)
     title = (getattr(paper, "title", "") or "the paper").strip()
@@ -189,6 +195,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40) 
         sections.append(node("e", "The experiments have been run by reproduce.sh.", 2,
                              [node(f"e{i}", req, 1, cat="Code Execution", fine=fg)
                               for i, (fg, req) in enumerate(exec_p)]))
+    pending_checks: list[tuple] = []
     if results_p:
         per_table: dict[str, list] = {}
         for r in results_p:
@@ -199,6 +206,9 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40) 
             for i, r in enumerate(rows):
                 unit = f" {r.unit_or_metric}" if r.unit_or_metric else ""
                 tol = max(abs(r.value) * 0.05, 1e-12)
+                exp = (targets or {}).get((r.table, r.row, r.column))
+                if exp is not None:
+                    pending_checks.append((f"r{t}{i}", r, exp, tol))
                 leaves.append(node(f"r{t}{i}", (
                     f"The reproduction's result for {r.row} / {r.column} in {t}{unit} is within {_fmt(tol)} "
                     f"(5% relative) of the paper's value {r.text} (page {r.page})."),
@@ -212,7 +222,15 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40) 
     validate_tree(root)
     for w in warnings:
         log.warning("rubric generation: %s", w)
-    return GeneratedRubric(root, warnings)
+    by_path = {n.requirements: n.id for n in root.walk()}
+    checks: dict[str, list] = {}
+    for path, r, (experiment, metric), tol in pending_checks:
+        req = next(q for q in by_path if q.startswith(f"The reproduction's result for {r.row} / {r.column} in {r.table}"))
+        checks[by_path[req]] = [Check(leaf_id=by_path[req], kind="close", experiment=experiment, metric=metric,
+                                      paper=PaperValue(value=r.value, text=r.text, table=r.table, row=r.row,
+                                                       column=r.column, page=r.page),
+                                      tolerance=tol, why="written by the rubric generator for its own leaf")]
+    return GeneratedRubric(root, warnings, checks)
 
 
 def generate_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,

@@ -28,6 +28,8 @@ from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_aft
 
 from graders.aggregate import regrade
 from graders.evidence import EvidenceLimits, SubmissionEvidence, collect, fence, new_nonce
+from graders.checks import evaluate_all, verdict_text
+from graders.contract import read_results
 from graders.files import parse_json, write_json
 from graders.rubric import GradedTaskNode, TaskNode, validate_tree
 
@@ -441,9 +443,12 @@ def grade_submission(
     rubric: TaskNode, *, submission_dir: Path, reproduction_dir: Path | None, start_time: float | None,
     paper_text: str, model: JudgeModel, cache_dir: Path | None = None, agent_model: str | None = None,
     progress: Callable[[int, int], None] | None = None, max_concurrency: int = 1,
-    config: JudgeConfig | None = None,
+    config: JudgeConfig | None = None, checks: dict | None = None,
 ) -> GradedTaskNode:
     """Grade every leaf of ``rubric`` and return the graded tree (internal scores aggregated).
+
+    ``checks`` (graders.checks, a list per leaf id): those leaves are decided by arithmetic on the
+    reproduction's result files, never by the model; their verdicts say so and show the sums.
 
     Raises ``JudgeTransportError`` when the model stays unreachable; verdicts obtained before
     that are already in ``cache_dir``, so a re-run only pays for the rest.
@@ -480,10 +485,18 @@ def grade_submission(
     keys: dict[int, str] = {}
     todo: list[LeafTask] = []
     cache_hits = 0
+    results = (read_results(Path(reproduction_dir), start_time)[0]
+               if checks and reproduction_dir is not None and Path(reproduction_dir).is_dir() else {})
     for leaf in leaves:
         fixed = _fixed_verdict(leaf, ev)
         if fixed is not None:
             verdicts[leaf.index] = fixed
+            continue
+        leaf_checks = (checks or {}).get(leaf.node.id)
+        if leaf_checks:
+            done_check = evaluate_all(leaf_checks, results)
+            verdicts[leaf.index] = Verdict(int(done_check["passed"]), True, verdict_text(done_check),
+                                           {"decided_by": "check", "check": done_check})
             continue
         key = GradeCache.key(model.name, leaf, digests[leaf.node.task_category or CODE_DEV])
         keys[leaf.index] = key
@@ -544,5 +557,6 @@ def grade_submission(
         "warnings": warnings, "calls": run.calls, "cache_hits": cache_hits,
         "prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens,
         "invalid_leaves": sum(1 for v in verdicts.values() if not v.valid),
+        "checked_leaves": sum(1 for v in verdicts.values() if v.meta.get("decided_by") == "check"),
     }
     return graded

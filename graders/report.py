@@ -100,12 +100,29 @@ def curves_png(curves: dict) -> str | None:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _judge_quality(g: dict) -> str:
+    q = g.get("judge_quality") or {}
+    if q.get("f1") is None:
+        return f"judge {g.get('judge_model', '—')}: accuracy never measured (repro judge-eval)"
+    low = " — LOW CONFIDENCE" if q.get("low_confidence") else ""
+    return f"judge {g.get('judge_model', '—')}: macro-F1 {q['f1']:.2f} on {q['n']} labelled leaves ({q['set']}){low}"
+
+
 def _verdict(data: dict) -> str:
     g, models = data.get("grade"), data.get("models") or {}
     if not g:
         return data.get("verdict") or f"Not graded — run {data.get('status')}"
-    text = (f"Replication score {g['score']:.2f} (coverage {g['coverage']:.0%}) — "
-            f"agent {models.get('agent', '—')}, judge {models.get('judge', '—')}")
+    parts = g.get("parts") or {}
+    checked, judged = parts.get("checked") or {}, parts.get("judged") or {}
+    if checked.get("leaves"):
+        # the checked part leads: arithmetic on the reproduction's files, not a model's opinion
+        text = (f"Checked by arithmetic: {checked['passed']}/{checked['leaves']} result leaves pass. "
+                f"Judged part: {judged.get('rate') if judged.get('rate') is not None else 0:.2f} over "
+                f"{judged.get('leaves', 0)} leaves ({_judge_quality(g)}). "
+                f"Whole-rubric score {g['score']:.2f} (coverage {g['coverage']:.0%}), agent {models.get('agent', '—')}")
+    else:
+        text = (f"Replication score {g['score']:.2f} (coverage {g['coverage']:.0%}) — "
+                f"agent {models.get('agent', '—')}; {_judge_quality(g)}")
     n = len(g.get("overridden_leaves") or [])
     if n:
         text += f" · {n} leaf grade{'s' if n > 1 else ''} overridden by a person (judge alone: {g['judge_score']:.2f})"
@@ -195,6 +212,14 @@ def render_markdown(data: dict) -> str:
     for b in data.get("before_after", []):
         lines.append(f"| {b['method']} | {_fmt(b['before'])} | {_fmt(b['after'])} | "
                      f"{b.get('trainable_params') or '—'} / {b.get('total_params') or '—'} |")
+    checks = (data.get("grade") or {}).get("checks") or []
+    if checks:
+        lines += ["", "## Checked results", "", "| criterion | reproduced | paper | arithmetic | verdict |", "|---|---|---|---|---|"]
+        for c in checks:
+            paper = c.get("paper") or {}
+            lines.append(f"| {c['requirements'][:90]} | {_fmt(c.get('reproduced'), 2)} | "
+                         f"{paper.get('text') or paper.get('value') or '—'} | `{c['arithmetic']}` | "
+                         f"{'pass' if c['passed'] else 'fail'} |")
     lines += ["", "## Experiments of the paper", ""]
     lines += [f"- `{e['id']}` {e['name']}: **{e['status']}** — {e['reason']}" for e in data.get("experiments") or []]
     a = data.get("agent")

@@ -8,21 +8,25 @@ from langgraph.runtime import Runtime
 from agent.context import RunContext
 from graders.files import write_atomic
 from agent.state import RunState
-from graders.aggregate import aggregate
+from graders.aggregate import aggregate, split_by_decider
+from graders.checks import load_sidecar
 from graders.generate import build_rubric
 from graders.judge import JudgeConfig, grade_submission
 from graders.rubric import dumps, load_rubric, save_rubric
 from papers.paper import Paper
 
 
-def _rubric(cfg, paper: Paper, judge) -> tuple[object, str, list[str]]:
-    if cfg.rubric_path:
-        return load_rubric(cfg.rubric_path), str(cfg.rubric_path), []
-    bundled = Path(cfg.paper_path).with_name("rubric.json")
-    if bundled.is_file():
-        return load_rubric(bundled), str(bundled), []
-    generated = build_rubric(paper, judge)
-    return generated.rubric, "generated from the paper", list(generated.warnings)
+def _rubric(cfg, paper: Paper, judge, plan: dict | None = None) -> tuple[object, str, list[str], dict]:
+    """(rubric, where it came from, warnings, checks by leaf id — from the sidecar beside a given
+    or bundled rubric, or written by the generator for its own leaves)."""
+    for path in (cfg.rubric_path, Path(cfg.paper_path).with_name("rubric.json")):
+        if path and Path(path).is_file():
+            return load_rubric(path), str(path), [], load_sidecar(Path(path))
+    # each planned experiment's target cells, so the generator can write checks for its leaves
+    targets = {(t["table"], t["row"], t["column"]): (e["id"], t.get("metric", "accuracy"))
+               for e in (plan or {}).get("experiments", []) for t in e.get("targets") or []}
+    generated = build_rubric(paper, judge, targets=targets)
+    return generated.rubric, "generated from the paper", list(generated.warnings), dict(generated.checks)
 
 
 def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
@@ -30,7 +34,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
     cfg = ctx.config
     run_dir = cfg.run_dir
     paper = Paper.model_validate_json((run_dir / "paper.json").read_text())
-    rubric, source, warnings = _rubric(cfg, paper, ctx.judge_model)
+    rubric, source, warnings, checks = _rubric(cfg, paper, ctx.judge_model, state.get("plan"))
     # The rubric lives only on the host side of the run dir: no sandbox ever mounts it (J05).
     save_rubric(rubric, run_dir / "rubric.json")
     rep = state.get("reproduction") or {}
@@ -46,6 +50,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
         agent_model=ctx.model.name,
         progress=lambda done, total: ctx.progress("grade", done=done, total=total),
         config=JudgeConfig.for_context(getattr(ctx.judge_model, "context_tokens", None)),
+        checks=checks,
     )
     write_atomic(run_dir / "graded.json", dumps(graded))
     agg = aggregate(graded)
@@ -63,6 +68,9 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
             "self_grading": bool(meta.get("self_grading")),
             "judge_warnings": list(meta.get("warnings", [])),
             "judge_usage": {k: meta.get(k, 0) for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")},
+            "parts": split_by_decider(graded),
+            "checks": [dict((leaf.judge_metadata or {})["check"], requirements=leaf.requirements)
+                       for leaf in graded.walk() if (leaf.judge_metadata or {}).get("decided_by") == "check"],
         },
         "node_log": ["grade"],
     }

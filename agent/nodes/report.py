@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import time
 from importlib import metadata
 from pathlib import Path
@@ -20,14 +19,8 @@ from agent.context import RunContext
 from agent.loop import trajectory
 from agent.loop.nodes import run_usage
 from agent.state import RunState
+from graders.contract import find_metric
 from graders.report import write_report
-
-# metric names a paper prints vs names a script writes (the reported-vs-reproduced join)
-_ALIASES = {"accuracy": ("accuracy", "acc", "test_accuracy", "eval_accuracy"),
-            "f1": ("f1", "macro_f1", "f1_macro", "macro-f1", "test_f1"),
-            "error": ("error", "error_rate", "test_error"),
-            "perplexity": ("perplexity", "ppl", "eval_perplexity")}
-
 
 def _version(dist: str) -> str:
     try:
@@ -36,36 +29,13 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def pick_metric(metrics: dict[str, float], name: str, column: str = "") -> tuple[str, float] | None:
-    """The reproduced value for the paper's metric ``name`` printed in ``column``: the exact key,
-    else a known alias, else among the keys of that metric's family the one sharing most words
-    with the column ("Amazon macro-F1" -> macro_f1_amazon)."""
-    if name in metrics:
-        return name, metrics[name]
-    norm = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in metrics}
-    aliases = _ALIASES.get(name, (name,))
-    for alias in aliases:
-        k = norm.get(re.sub(r"[^a-z0-9]", "", alias))
-        if k is not None:
-            return k, metrics[k]
-    family = [k for n, k in norm.items() if any(re.sub(r"[^a-z0-9]", "", a) in n for a in aliases)]
-    if not family:
-        return None
-    best = max(family, key=lambda k: (len(_words(k.replace("_", " ")) & _words(column)), -family.index(k)))
-    return best, metrics[best]
-
-
 def _on_paper_scale(value: float, reported: dict | None) -> float:
     # Papers print accuracy as 81.2 (%) or 0.812; show ours on the paper's scale.
     return value * 100 if reported and reported["value"] > 1.5 and abs(value) <= 1.0 else value
 
 
 def _row(exp: dict, target: dict | None, r: dict | None, where: str, label: str) -> dict:
-    got = pick_metric(r.get(where) or {}, target["metric"] if target else exp.get("metric", "accuracy"),
+    got = find_metric(r.get(where) or {}, target["metric"] if target else exp.get("metric", "accuracy"),
                       (target or {}).get("column", "")) if r else None
     reproduced = delta = None
     if got is not None:

@@ -1,0 +1,178 @@
+"""Checked leaves: a result leaf that compares numbers is decided by arithmetic, not by a model.
+
+A check names the experiment and metric of the submission contract (results/<experiment>/
+metrics.json, as the reproduction wrote it after its start marker), what it is compared with (the
+paper's value with its provenance, a range, or another reproduced number) and the tolerance.
+Kinds:
+
+* ``close``       |reproduced - paper| <= tolerance, in the paper's units (a fraction is put on the
+                  paper's percent scale when the paper prints percentages);
+* ``between``     low <= reproduced <= high, in the paper's units ("before is near chance");
+* ``greater``     reproduced > other reproduced number (+ margin): "LoRA beats head-only";
+* ``ratio_below`` reproduced / other < limit: "under 5% of the parameters".
+
+Rubrics keep PaperBench's JSON byte-identical: checks live in a sidecar beside the rubric,
+``rubric.checks.json`` = {"checks": [...]} keyed by leaf id; generated rubrics carry their own.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from graders.contract import find_metric
+
+SIDECAR = "rubric.checks.json"
+
+
+class PaperValue(BaseModel):
+    value: float
+    text: str = ""
+    table: str = ""
+    row: str = ""
+    column: str = ""
+    page: int | None = None
+
+
+class Quantity(BaseModel):
+    """A number of the reproduction: ``metric`` is a key of metrics.json's ``metrics``, or
+    ``before.<key>``, or a top-level number such as ``trainable_params``."""
+
+    model_config = ConfigDict(extra="forbid")
+    experiment: str
+    metric: str
+
+
+class Check(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    leaf_id: str
+    kind: Literal["close", "between", "greater", "ratio_below"]
+    experiment: str
+    metric: str
+    paper: PaperValue | None = None
+    """For ``close``: the paper's number, with where it is printed."""
+    tolerance: float = Field(3.0, ge=0)
+    """For ``close``: the largest difference that still replicates, in the paper's units."""
+    percent: bool | None = None
+    """The paper's scale: True when it prints 81.2 for 0.812 (None: guessed from the value)."""
+    low: float | None = None
+    high: float | None = None
+    other: Quantity | None = None
+    margin: float = 0.0
+    limit: float | None = None
+    why: str = ""
+    """Where the check came from: the rubric's sidecar, the rubric generator, a validated proposal."""
+
+
+class CheckError(ValueError):
+    """A sidecar or a proposed check is malformed, or names what the paper/results do not have."""
+
+
+def load_sidecar(rubric_path: Path) -> dict[str, list[Check]]:
+    """The checks beside a rubric, by leaf id ({} when there is no sidecar). A leaf may have several
+    checks ("on both test sets"): it passes when all of them pass."""
+    path = Path(rubric_path).with_name(SIDECAR)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        checks = [Check.model_validate(c) for c in data["checks"]]
+    except (json.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
+        raise CheckError(f"{path}: not a valid checks file ({exc})") from exc
+    out: dict[str, list[Check]] = {}
+    for c in checks:
+        out.setdefault(c.leaf_id, []).append(c)
+    return out
+
+
+def evaluate_all(checks: list[Check], results: dict[str, dict]) -> dict:
+    """One leaf's checks: passed when every one passes; the arithmetic of each, in order."""
+    done = [evaluate(c, results) for c in checks]
+    return {**done[0], "passed": all(d["passed"] for d in done), "parts": done,
+            "arithmetic": "; ".join(d["arithmetic"] for d in done)}
+
+
+def _value(results: dict[str, dict], experiment: str, metric: str, column: str = "") -> float | None:
+    r = results.get(experiment)
+    if r is None:
+        return None
+    where, name = ("before", metric[len("before."):]) if metric.startswith("before.") else ("metrics", metric)
+    found = find_metric(r.get(where) or {}, name, column)
+    if found is not None:
+        return found[1]
+    v = (r.get("info") or {}).get(metric)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _scale(check: Check, x: float) -> float:
+    percent = check.percent if check.percent is not None else bool(check.paper and check.paper.value > 1.5)
+    return x * 100 if percent and abs(x) <= 1.0 else x
+
+
+def evaluate(check: Check, results: dict[str, dict]) -> dict:
+    """{"passed", "reproduced", "paper", "difference", "tolerance", "arithmetic", "file"} — the
+    arithmetic in words, for the report. ``results``: graders.contract.read_results' output."""
+    raw = _value(results, check.experiment, check.metric, check.paper.column if check.paper else "")
+    out = {"leaf_id": check.leaf_id, "kind": check.kind, "experiment": check.experiment, "metric": check.metric,
+           "file": (results.get(check.experiment) or {}).get("file"), "paper": check.paper.model_dump() if check.paper
+           else None, "tolerance": check.tolerance if check.kind == "close" else None, "reproduced": None,
+           "difference": None, "passed": False}
+    if raw is None:
+        where = "no results file" if check.experiment not in results else f"no number {check.metric!r} in it"
+        out["arithmetic"] = (f"results/{check.experiment}/metrics.json: {where} written by the reproduction, "
+                             "so there is nothing to compare")
+        return out
+    x = _scale(check, raw)
+    out["reproduced"] = x
+    if check.kind == "close":
+        assert check.paper is not None
+        d = x - check.paper.value
+        out["difference"] = d
+        out["passed"] = abs(d) <= check.tolerance
+        out["arithmetic"] = (f"|{x:.4g} - {check.paper.value:.4g}| = {abs(d):.4g} "
+                             f"{'<=' if out['passed'] else '>'} {check.tolerance:g}")
+    elif check.kind == "between":
+        lo = -float("inf") if check.low is None else check.low
+        hi = float("inf") if check.high is None else check.high
+        out["passed"] = lo <= x <= hi
+        out["arithmetic"] = f"{lo:g} <= {x:.4g} <= {hi:g} is {out['passed']}"
+    else:
+        assert check.other is not None
+        other_raw = _value(results, check.other.experiment, check.other.metric)
+        if other_raw is None:
+            out["arithmetic"] = (f"the other number ({check.other.experiment}, {check.other.metric}) was not written "
+                                 "by the reproduction")
+            return out
+        y = _scale(check, other_raw)
+        out["other"] = y
+        if check.kind == "greater":
+            out["difference"] = x - y
+            out["passed"] = x > y + check.margin
+            out["arithmetic"] = f"{x:.4g} - {y:.4g} = {x - y:.4g} {'>' if out['passed'] else '<='} {check.margin:g}"
+        else:
+            ratio = x / y if y else float("inf")
+            out["passed"] = ratio < (check.limit if check.limit is not None else 1.0)
+            out["arithmetic"] = f"{x:.4g} / {y:.4g} = {ratio:.4g} {'<' if out['passed'] else '>='} {check.limit:g}"
+    return out
+
+
+def verdict_text(result: dict) -> str:
+    head = "Checked by arithmetic, not judged: "
+    src = f" (reproduced from {result['file']})" if result.get("file") else ""
+    paper = result.get("paper")
+    prov = (f"; the paper's {paper['text'] or paper['value']} is from {paper['table']}, row '{paper['row']}', column "
+            f"'{paper['column']}', p. {paper['page']}") if paper and paper.get("table") else ""
+    return head + result["arithmetic"] + src + prov + "."
+
+
+def validate_against(check: Check, results: dict[str, dict], paper_values: set[float]) -> str | None:
+    """Why a proposed check cannot be used (None: it can): it must name a number the reproduction
+    wrote and, for ``close``, a value the paper's tables print."""
+    if _value(results, check.experiment, check.metric, check.paper.column if check.paper else "") is None:
+        return f"the reproduction wrote no {check.metric!r} for experiment {check.experiment!r}"
+    if check.kind == "close" and (check.paper is None or check.paper.value not in paper_values):
+        return "the paper's tables do not print that value"
+    return None
