@@ -35,9 +35,10 @@ console = Console(stderr=True)
 DEMO_PAPER = Path(__file__).resolve().parent.parent / "papers" / "demo-minilm-sentiment" / "paper.pdf"
 
 
-def _cli_model_factory():
-    """For `repro rubric generate`: the configured endpoint, or the embedded server for this process."""
-    mc = ModelConfig.from_env()
+def _cli_model_factory(model: str | None = None, base_url: str | None = None):
+    """For `repro rubric generate` and `repro judge-eval --model`: that endpoint (else the configured
+    one), or the embedded server for this process."""
+    mc = ModelConfig.from_env(model, base_url)
     if mc.embedded:
         from agent.llm import EmbeddedServer
 

@@ -19,11 +19,12 @@ from graders.aggregate import aggregate, regrade
 from graders.rubric import duplicate_ids, GradedTaskNode, RubricError, TaskNode, load_graded, load_rubric, save_rubric
 
 rubric_app = typer.Typer(help="Check, score, show and generate PaperBench rubrics.", no_args_is_help=True)
-_model_factory: Callable[[], Any] | None = None
+_model_factory: Callable[..., Any] | None = None
 
 
-def set_model_factory(factory: Callable[[], Any] | None) -> None:
-    """Register how ``rubric generate`` gets a model (called lazily, only by that command)."""
+def set_model_factory(factory: Callable[..., Any] | None) -> None:
+    """Register how ``rubric generate`` and ``judge-eval --model`` get a model: factory(model=None,
+    base_url=None), called lazily, only by those commands (None/None: the configured default)."""
     global _model_factory
     _model_factory = factory
 
@@ -155,9 +156,20 @@ def judge_eval_cmd(
     data: Optional[Path] = typer.Option(None, help="PaperBench judge_eval directory (human-graded trees)"),
     seed: int = typer.Option(0, help="seed of the random baseline"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    model: Optional[str] = typer.Option(None, "--model", help="measure this judge model on the labelled mutation "
+                                        "set (papers/judge-eval) and store the result for reports ('embedded': "
+                                        "the embedded SmolLM2)"),
+    base_url: Optional[str] = typer.Option(None, help="the judge model's OpenAI-protocol endpoint"),
+    samples: int = typer.Option(1, help="grade each group k times and take the majority"),
+    cases: Optional[str] = typer.Option(None, help="comma-separated case names (a subset of the set)"),
 ) -> None:
-    """Macro-F1 of a judge's leaf grades against PaperBench's human-graded trees."""
+    """Macro-F1 of a judge's leaf grades: a model on the labelled mutation set (--model), or grades
+    already made against PaperBench's human-graded trees (--predictions / --baseline)."""
     from graders import judge_eval as je
+
+    if model is not None:
+        _measure_model(model, base_url, samples, cases, as_json)
+        return
 
     data_dir = data or je.default_data_dir()
     cases = je.load_cases(data_dir)
@@ -190,3 +202,31 @@ def judge_eval_cmd(
     for r in results:
         typer.echo(f"{r.name:<48} leaves {r.leaves:>5}  F1 {r.f1:.3f}  acc {r.accuracy:.3f}  invalid {r.invalid}")
     typer.echo(f"{'mean':<48} {'':>12}  F1 {mean_f1:.3f}")
+
+
+def _measure_model(model: str, base_url: str | None, samples: int, names: str | None, as_json: bool) -> None:
+    from graders import judge_eval as je
+    from graders.judge import JudgeConfig
+    from graders.mutations import load_cases
+
+    if _model_factory is None:
+        _fail("no model factory is registered (the main CLI sets one)")
+    cases = load_cases()
+    if names:
+        want = set(names.split(","))
+        cases = [c for c in cases if c.name in want]
+        if not cases:
+            _fail(f"no case named {names}")
+    judge = _model_factory(None if model == "embedded" else model, base_url)
+    typer.echo(f"measuring {judge.name} on {len(cases)} labelled cases (samples {samples}) ...", err=True)
+    result = je.measure_on_mutations(lambda case: judge, cases, samples=samples,
+                                     config=JudgeConfig.for_context(getattr(judge, "context_tokens", None)))
+    path = je.store(judge.name + (f"#samples={samples}" if samples > 1 else ""), result)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for c in result["cases"]:
+        typer.echo(f"{c['case']:<32} leaves {c['leaves']:>3}  F1 {c['f1']:.3f}  wrong {c['wrong']}")
+    typer.echo(f"{judge.name}: macro-F1 {result['f1']:.3f} on {result['n']} labelled leaves "
+               f"({result['rule_decided']} decided by rules, not the model; {result['invalid']} invalid); "
+               f"{result['usage']['calls']} calls, {result['usage']['prompt_tokens']} prompt tokens; stored in {path}")

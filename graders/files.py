@@ -37,6 +37,7 @@ def parse_json(text: str | None) -> Any:
         text = text[3:-3]
         text = text[4:] if text.lower().startswith("json") else text
     try:
-        return json.loads(text)
+        # strict=False: raw newlines inside strings, which grammar-constrained small models emit
+        return json.loads(text, strict=False)
     except (json.JSONDecodeError, RecursionError, TypeError):
         return None

@@ -62,6 +62,9 @@ class JudgeConfig:
     retry_max_s: float = 30.0
     max_tokens_per_leaf: int = 300
     seed: int = 0
+    samples: int = 1
+    """Grade each group this many times (seeds seed, seed+1, ...; temperature 0.7 past the first)
+    and take each leaf's majority: buys reliability from a cheap, noisy model (bench/judge_samples.py)."""
     paper_chars: int = 200_000
     limits: EvidenceLimits = field(default_factory=EvidenceLimits)
 
@@ -388,6 +391,23 @@ class _Run:
     completion_tokens: int = 0
 
     def grade_call(self, leaves: list[LeafTask]) -> dict[int, Verdict]:
+        if self.cfg.samples <= 1:
+            return self._grade_once(leaves, self.cfg.seed, 0.0)
+        runs = [self._grade_once(leaves, self.cfg.seed + k, 0.0 if k == 0 else 0.7) for k in range(self.cfg.samples)]
+        out: dict[int, Verdict] = {}
+        for leaf in leaves:
+            votes = [r[leaf.index] for r in runs if r[leaf.index].valid]
+            if not votes:
+                out[leaf.index] = runs[0][leaf.index]
+                continue
+            ones = sum(v.score for v in votes)
+            score = int(ones * 2 > len(votes))  # a tie is a fail: a pass needs a majority
+            pick = next(v for v in votes if v.score == score) if any(v.score == score for v in votes) else votes[0]
+            out[leaf.index] = Verdict(score, True, pick.explanation,
+                                      {**pick.meta, "votes": [v.score for v in votes], "samples": self.cfg.samples})
+        return out
+
+    def _grade_once(self, leaves: list[LeafTask], seed: int, temperature: float) -> dict[int, Verdict]:
         kind = leaves[0].node.task_category or CODE_DEV
         pending = {f"L{i + 1}": leaf for i, leaf in enumerate(leaves)}
         out: dict[int, Verdict] = {}
@@ -404,7 +424,7 @@ class _Run:
                     f"Your previous reply was rejected: {problems[-1]}. Reply again with only the JSON object, "
                     "one verdict per listed key, each score the integer 0 or 1.")})
             completion = complete_with_retry(
-                self.model, messages, self.cfg, schema=verdict_schema(list(pending)), temperature=0.0, seed=self.cfg.seed,
+                self.model, messages, self.cfg, schema=verdict_schema(list(pending)), temperature=temperature, seed=seed,
                 max_tokens=self.cfg.max_tokens_per_leaf * len(pending) + 200,
             )
             usage = getattr(completion, "usage", None)
@@ -498,7 +518,8 @@ def grade_submission(
             verdicts[leaf.index] = Verdict(int(done_check["passed"]), True, verdict_text(done_check),
                                            {"decided_by": "check", "check": done_check})
             continue
-        key = GradeCache.key(model.name, leaf, digests[leaf.node.task_category or CODE_DEV])
+        cache_name = model.name + (f"#samples={cfg.samples}" if cfg.samples > 1 else "")  # a vote is another verdict
+        key = GradeCache.key(cache_name, leaf, digests[leaf.node.task_category or CODE_DEV])
         keys[leaf.index] = key
         hit = cache.get(key) if cache else None
         if hit is not None:

@@ -7,8 +7,10 @@ for both classes, so a judge cannot gain F1 by abstaining.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,3 +101,91 @@ def random_judge(expected: GradedTaskNode, seed: int = 0) -> GradedTaskNode:
 
 def constant_judge(expected: GradedTaskNode, value: int) -> GradedTaskNode:
     return relabel(expected, lambda n: value)
+
+
+# ---------------------------------------------------------------- the labelled mutation set
+LOW_CONFIDENCE_F1 = 0.7  # a judge measured below this gets its verdicts marked low-confidence
+SCORES_DIR = Path(__file__).resolve().parent.parent / "papers" / "judge-eval" / "scores"
+
+
+def scores_dir() -> Path:
+    """Where measurements are stored, per model: $REPRO_JUDGE_EVAL_DIR or ~/.local/share/repro/judge-eval."""
+    env = os.environ.get("REPRO_JUDGE_EVAL_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "repro" / "judge-eval"
+
+
+def _slug(model: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:100] or "model"
+
+
+def quality(model: str) -> dict | None:
+    """The stored measurement of a judge model (the user's own first, then the one shipped with
+    the project for the embedded model), or None: never measured."""
+    for d in (scores_dir(), SCORES_DIR):
+        p = d / f"{_slug(model)}.json"
+        if p.is_file():
+            data = json.loads(p.read_text())
+            data["low_confidence"] = data.get("f1") is not None and data["f1"] < LOW_CONFIDENCE_F1
+            return data
+    return None
+
+
+def measure_on_mutations(model_for, cases, *, config=None, samples: int = 1) -> dict:
+    """Grade every case with the judge ``model_for(case)`` and score its leaf verdicts against the
+    labels. Leaves that a rule decides without the model (no fresh result file, no reproduction)
+    are not the model's verdicts: they are counted apart, never in its F1."""
+    from graders.judge import JudgeConfig, grade_submission
+    from graders.rubric import load_rubric
+
+    truth, pred, per_case, rule_decided = [], [], [], 0
+    usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    for case in cases:
+        rubric = load_rubric(case.paper_dir / "rubric.json")
+        cfg = config or JudgeConfig()
+        if samples > 1:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, samples=samples)
+        graded = grade_submission(rubric, submission_dir=case.submission, reproduction_dir=case.reproduction,
+                                  start_time=time.time() - 60, paper_text=_paper_text(case.paper_dir),
+                                  model=model_for(case), config=cfg)
+        t, p = [], []
+        for leaf in graded.walk():
+            if leaf.sub_tasks:
+                continue
+            if (leaf.judge_metadata or {}).get("rule"):
+                rule_decided += 1
+                continue
+            t.append(case.labels[leaf.id])
+            p.append((1 if leaf.score >= 0.5 else 0) if leaf.valid_score else INVALID)
+        f1, _ = macro_f1(t, p)
+        per_case.append({"case": case.name, "leaves": len(t), "f1": round(f1, 4),
+                         "wrong": sum(1 for a, b in zip(t, p) if a != b)})
+        truth += t
+        pred += p
+        meta = graded.judge_metadata or {}
+        for k in usage:
+            usage[k] += meta.get(k, 0)
+    f1, per = macro_f1(truth, pred)
+    return {"f1": round(f1, 4), "per_class_f1": {str(k): round(v, 4) for k, v in per.items()}, "n": len(truth),
+            "accuracy": round(sum(1 for a, b in zip(truth, pred) if a == b) / max(1, len(truth)), 4),
+            "invalid": sum(1 for x in pred if x == INVALID), "rule_decided": rule_decided, "cases": per_case,
+            "labels": {"0": truth.count(0), "1": truth.count(1)},
+            "usage": usage, "samples": samples, "set": "mutations (papers/judge-eval)"}
+
+
+def _paper_text(paper_dir: Path) -> str:
+    from papers import load_paper
+
+    return load_paper(paper_dir / "paper.pdf").text(max_chars=60_000)
+
+
+def store(model: str, result: dict, directory: Path | None = None) -> Path:
+    from graders.files import write_json
+
+    path = (directory or scores_dir()) / f"{_slug(model)}.json"
+    write_json(path, {"model": model, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), **result})
+    return path

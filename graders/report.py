@@ -187,6 +187,8 @@ def render_html(data: dict, *, links: Any = None, override_url: str | None = Non
     return _env.get_template("report.html.j2").render(
         d=data, fmt=_fmt, links=links or Links(data), override_url=override_url, standalone=standalone,
         overrides=overrides, evidence=data.get("evidence") or {},
+        low_confidence=not ((data.get("grade") or {}).get("judge_quality") or {}).get("f1")
+        or bool(((data.get("grade") or {}).get("judge_quality") or {}).get("low_confidence")),
         curves=curves if curves is not None else curves_png(data.get("curves") or {}),
         css=_env.loader.get_source(_env, "report.css")[0],
     )

@@ -10,6 +10,7 @@ from graders.files import write_atomic
 from agent.state import RunState
 from graders.aggregate import aggregate, split_by_decider
 from graders.checks import load_sidecar
+from graders.judge_eval import quality as judge_quality
 from graders.generate import build_rubric
 from graders.judge import JudgeConfig, grade_submission
 from graders.rubric import dumps, load_rubric, save_rubric
@@ -69,6 +70,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
             "judge_warnings": list(meta.get("warnings", [])),
             "judge_usage": {k: meta.get(k, 0) for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")},
             "parts": split_by_decider(graded),
+            "judge_quality": judge_quality(ctx.judge_model.name),
             "checks": [dict((leaf.judge_metadata or {})["check"], requirements=leaf.requirements)
                        for leaf in graded.walk() if (leaf.judge_metadata or {}).get("decided_by") == "check"],
         },

@@ -179,6 +179,14 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         warnings.append("The plan was built from the paper alone: the agent model's answers were unusable.")
     if grade and grade.get("self_grading"):
         warnings.append("The judge is the agent's own model: it graded its own work.")
+    if grade:
+        q = grade.get("judge_quality")
+        if q is None:
+            warnings.append(f"The judge {grade['judge_model']} was never measured (repro judge-eval --model): how far "
+                            "to trust its verdicts is unknown; the checked results above do not depend on it.")
+        elif q.get("low_confidence"):
+            warnings.append(f"Low-confidence judge: {grade['judge_model']} scored macro-F1 {q['f1']:.2f} on {q['n']} "
+                            "labelled leaves; its verdicts are marked as such, and the checked results lead.")
     if rep and not rep.get("ok"):
         warnings.append(f"The reproduction run {rep.get('summary')}.")
     loop = state.get("loop") or {}

@@ -101,8 +101,12 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
     answer, usage, problems, key = stage.ask(messages(prompt, feedback), schema, check, max_tokens=600, marker=marker)
     notes: list[str] = []
     experiments: list[dict] = []
+    text_words = set(re.findall(r"[a-z]{4,}", text.lower()))
     for item in (answer or {}).get("experiments", []):
         name = g.prose(item.get("name"), text, marker)
+        if name and not set(re.findall(r"[a-z]{4,}", name.lower())) & text_words and not g.recipe_for(name):
+            notes.append(f"the name {name[:40]!r} shares no word with the paper: not kept as a name")
+            name = ""
         recipe = item.get("recipe") if item.get("recipe") in recipes else None
         if recipe and recipe not in grounded and g.recipe_for(name) != recipe:
             notes.append(f"{name or item.get('name')!r}: recipe {recipe!r} dropped: the paper never names that method")
@@ -123,6 +127,9 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
                 continue
             targets.append(g.reported(row).model_dump())
         if any(_key(e["name"]) == _key(name) for e in experiments):
+            continue
+        if recipe and not targets and any(e["recipe"] == recipe for e in experiments):
+            notes.append(f"{name!r}: a second experiment with recipe {recipe!r} and no result of its own: dropped")
             continue
         experiments.append({"name": name[:60], "method": g.prose(item.get("method"), text, marker)[:160],
                             "recipe": recipe, "claim": g.prose(item.get("claim"), text, marker)[:160],

@@ -217,3 +217,14 @@ def test_a_weak_models_right_recipe_with_a_wrong_name_is_kept(tmp_path):
                                                                  "Classifier head only (transfer learning)"]
     assert sum("is not words: named after its recipe" in n for n in stages[1]["notes"]) == 2
     assert "PAPER-" not in json.dumps([e.model_dump() for e in plan.experiments])  # only the notes say it
+
+
+def test_an_invented_experiment_name_is_not_kept(tmp_path):
+    """SmolLM2 named an experiment 'caliburt' with recipe full: a word the paper never uses."""
+    claims = {"experiments": CLAIMS_ANSWER["experiments"] + [
+        {"name": "caliburt", "method": "x", "recipe": "full", "claim": "", "results": ["none"]},
+        {"name": "another full", "method": "x", "recipe": "full", "claim": "", "results": ["none"]}]}
+    plan, stages, *_ = _plan(tmp_path, [claims, SETTINGS_ANSWER])
+    assert [e.id for e in plan.experiments] == ["head", "lora", "full"]
+    assert "caliburt" not in json.dumps([e.model_dump() for e in plan.experiments])
+    assert any("shares no word with the paper" in n for n in stages[1]["notes"])

@@ -154,3 +154,11 @@ def test_graders_never_imports_agent_or_openai():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('agent', 'openai')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
+
+def test_a_reply_with_raw_newlines_inside_strings_still_parses():
+    """Grammar-constrained llama.cpp output can hold raw newlines in a JSON string (SmolLM2 did)."""
+    from graders.files import parse_json
+
+    assert parse_json('{"note": "line one\nline two"}') == {"note": "line one\nline two"}
+    assert parse_json("not json") is None
