@@ -133,6 +133,8 @@ def run(
     guide: str = typer.Option("auto", help="narrow the tool menu per step for weak models: auto (embedded "
                                            "model only) | on | off"),
     seed: int = typer.Option(42, help="REPRO_SEED of the reproduction run"),
+    seeds: int = typer.Option(1, help="re-run reproduce.sh with this many seeds (seed, seed+1, ...): means with "
+                                      "95% intervals and a verdict per claim"),
 ) -> None:
     """Replicate a paper: ingest → plan → the coding agent's tool loop → reproduce → grade → report."""
     if guide not in ("auto", "on", "off"):
@@ -155,7 +157,7 @@ def run(
                         train_limit=train_limit, epochs=epochs,
                         budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall, max_dollars=max_dollars,
                                         max_sandbox_s=max_sandbox, max_steps=max_steps, max_agent_s=max_agent_time),
-                        review=review, guide=guide, seed=seed)
+                        review=review, guide=guide, seed=seed, seeds=seeds)
     _preflight_or_exit(cfg, resume=bool(resume))
     console.print(f"run [bold]{cfg.run_id}[/] → {cfg.run_dir}")
     try:
@@ -243,12 +245,13 @@ def review_cmd(
 
 @app.command()
 def demo(runs_dir: Path = typer.Option(Path("runs")), train_limit: Optional[int] = typer.Option(None),
-         max_steps: int = typer.Option(24, help="model turns of the coding agent")) -> None:
+         max_steps: int = typer.Option(24, help="model turns of the coding agent"),
+         seeds: int = typer.Option(1, help="reproduce with this many seeds: intervals and claim verdicts")) -> None:
     """Replicate the bundled demo paper offline on the embedded defaults."""
     run(paper=DEMO_PAPER, rubric=None, model=None, base_url=None, judge_model=None, judge_base_url=None,
         password=None, sandbox="docker", train_limit=train_limit, epochs=None, max_tokens=2_000_000,
         max_wall=4 * 3600, runs_dir=runs_dir, resume=None, review=False, max_dollars=None, max_sandbox=3 * 3600,
-        max_steps=max_steps, max_agent_time=2 * 3600, guide="auto", seed=42)
+        max_steps=max_steps, max_agent_time=2 * 3600, guide="auto", seed=42, seeds=seeds)
 
 
 @app.command()

@@ -119,7 +119,7 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
     out = {"leaf_id": check.leaf_id, "kind": check.kind, "experiment": check.experiment, "metric": check.metric,
            "file": (results.get(check.experiment) or {}).get("file"), "paper": check.paper.model_dump() if check.paper
            else None, "tolerance": check.tolerance if check.kind == "close" else None, "reproduced": None,
-           "difference": None, "passed": False}
+           "difference": None, "passed": False, "spec": check.model_dump()}
     if raw is None:
         where = "no results file" if check.experiment not in results else f"no number {check.metric!r} in it"
         out["arithmetic"] = (f"results/{check.experiment}/metrics.json: {where} written by the reproduction, "

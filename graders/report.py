@@ -214,6 +214,13 @@ def render_markdown(data: dict) -> str:
     for b in data.get("before_after", []):
         lines.append(f"| {b['method']} | {_fmt(b['before'])} | {_fmt(b['after'])} | "
                      f"{b.get('trainable_params') or '—'} / {b.get('total_params') or '—'} |")
+    if data.get("claims"):
+        lines += ["", f"## Claims across seeds (REPRO_SEED = {', '.join(map(str, data.get('seeds') or []))})", "",
+                  "| claim | mean ± 95% | seeds | verdict | why |", "|---|---|---|---|---|"]
+        for c in data["claims"]:
+            interval = (f"{_fmt(c.get('mean'), 2)}" + (f" ± {_fmt(c.get('half'), 2)}" if c.get("half") is not None else "")
+                        if c.get("n") else "—")
+            lines.append(f"| {c['claim'][:90]} | {interval} | {c.get('n', 0)} | **{c['verdict']}** | {c['why']} |")
     checks = (data.get("grade") or {}).get("checks") or []
     if checks:
         lines += ["", "## Checked results", "", "| criterion | reproduced | paper | arithmetic | verdict |", "|---|---|---|---|---|"]

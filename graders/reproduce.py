@@ -78,6 +78,7 @@ def reproduce(
         res = sb.exec(["bash", "-c", f"set -o pipefail; bash reproduce.sh 2>&1 | tee {LOG_NAME}"],
                       timeout=timeout, cwd=sb.workdir, env=env)
         duration = time.monotonic() - t0
+        Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".repro-copy-", dir=Path(out_dir).parent))
         try:
             sb.copy_out(sb.workdir, tmp, max_bytes=512 << 20)

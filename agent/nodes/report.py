@@ -20,6 +20,7 @@ from agent.loop import trajectory
 from agent.loop.nodes import run_usage
 from agent.state import RunState
 from graders.contract import find_metric
+from graders.stats import claim_verdict, paired_verdict
 from graders.report import write_report
 
 def _version(dist: str) -> str:
@@ -65,6 +66,64 @@ def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
                                  "total_params": r["info"].get("total_params"),
                                  "train_seconds": r["info"].get("train_seconds")})
     return rows, before_after
+
+
+def _paper_scale(value: float, paper: float) -> float:
+    return value * 100 if paper > 1.5 and abs(value) <= 1.0 else value
+
+
+def claims_across_seeds(plan: dict, runs: dict, checks: list[dict]) -> list[dict]:
+    """Each of the paper's numbers (and each comparative check), tested on every seed's run:
+    mean with a 95% interval and a verdict — replicated, not replicated, or inconclusive."""
+    tolerance_of = {(p["experiment"], (p.get("paper") or {}).get("value")): p.get("tolerance")
+                    for c in checks for p in (c.get("parts") or [c]) if p.get("kind") == "close"}
+    out = []
+    for exp in plan.get("experiments", []):
+        targets = [(t, "metrics") for t in exp.get("targets") or []] + \
+                  [(t, "before") for t in exp.get("before_targets") or []]
+        for t, where in targets:
+            values = []
+            for run in runs.values():
+                r = (run.get("results") or {}).get(exp["id"])
+                got = find_metric((r or {}).get(where) or {}, t.get("metric", "accuracy"), t.get("column", "")) if r else None
+                if got is not None:
+                    values.append(_paper_scale(got[1], t["value"]))
+            if not values:
+                out.append({"claim": f"{exp['name']}: {t['column']} = {t['text']}", "experiment": exp["id"],
+                            "verdict": "not replicated", "why": "no seed's reproduction wrote this number", "n": 0})
+                continue
+            tol = tolerance_of.get((exp["id"], t["value"])) or (3.0 if t["value"] > 1.5 else 0.03)
+            label = "before training" if where == "before" else exp["name"]
+            out.append({"claim": f"{label}: {t['column']} = {t['text']} ({t['table']}, p. {t['page']})",
+                        "experiment": exp["id"], **claim_verdict(values, t["value"], tol), "values": values})
+    for c in checks:
+        for part in c.get("parts") or [c]:  # a leaf may hold several checks: each claim on its own
+            spec = part.get("spec") or {}
+            if spec.get("kind") != "greater":
+                continue
+            xs, ys = [], []
+            for run in runs.values():
+                res = run.get("results") or {}
+                x = _quantity(res, spec["experiment"], spec["metric"])
+                y = _quantity(res, spec["other"]["experiment"], spec["other"]["metric"])
+                if x is not None and y is not None:
+                    xs.append(x)
+                    ys.append(y)
+            if xs:
+                out.append({"claim": f"{c.get('requirements', '')} ({spec['metric']} of {spec['experiment']} > "
+                                     f"{spec['other']['metric']} of {spec['other']['experiment']})",
+                            "experiment": spec["experiment"], "comparative": True,
+                            **paired_verdict(xs, ys, spec.get("margin", 0.0))})
+    return out
+
+
+def _quantity(results: dict, experiment: str, metric: str) -> float | None:
+    r = results.get(experiment)
+    if r is None:
+        return None
+    where, name = ("before", metric[7:]) if metric.startswith("before.") else ("metrics", metric)
+    got = find_metric(r.get(where) or {}, name)
+    return got[1] if got else None
 
 
 def experiment_status(plan: dict, results: dict, loop: dict, rep: dict) -> list[dict]:
@@ -164,6 +223,15 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         full = json.loads((run_dir / "reproduction.json").read_text()).get("results", {})
     results = full or rep.get("results") or {}
     rows, before_after = comparison(plan, results)
+    seed_runs = json.loads((run_dir / "reproduction.json").read_text()).get("seed_runs") \
+        if (run_dir / "reproduction.json").exists() else None
+    claims = claims_across_seeds(plan, seed_runs, (state.get("grade") or {}).get("checks") or []) if seed_runs else []
+    if claims:  # the reported-vs-reproduced rows get their interval too
+        by_key = {(c["experiment"], c.get("paper")): c for c in claims if not c.get("comparative")}
+        for row in rows:
+            c = by_key.get((row["experiment_id"], (row.get("reported") or {}).get("value")))
+            if c and row.get("reproduced") and c.get("half") is not None:
+                row["reproduced"]["interval"] = {"mean": c["mean"], "half": c["half"], "n": c["n"]}
     grade = state.get("grade")
     graded_tree = json.loads((run_dir / "graded.json").read_text()) if grade and (run_dir / "graded.json").exists() else None
     usage = run_usage(state)
@@ -206,6 +274,8 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "plan_notes": plan.get("notes", []),
         "deviations": plan.get("deviations", []),
         "experiments": experiment_status(plan, results, loop, rep),
+        "claims": claims,
+        "seeds": sorted(int(s) for s in seed_runs) if seed_runs else [cfg.seed],
         "comparison": rows,
         "before_after": before_after,
         "reproduction": {**rep, "results_full": full},

@@ -30,6 +30,10 @@ def _report(cfg) -> dict:
     return json.loads((cfg.run_dir / "report.json").read_text())
 
 
+def _leaves(node: dict) -> list[dict]:
+    return [node] if not node["sub_tasks"] else [x for c in node["sub_tasks"] for x in _leaves(c)]
+
+
 def test_a_scripted_coding_session_writes_runs_fixes_and_submits(tmp_path, script_file):
     cfg = _cfg(tmp_path)
     state, model = _run(cfg, script_file)
@@ -62,6 +66,19 @@ def test_a_scripted_coding_session_writes_runs_fixes_and_submits(tmp_path, scrip
         "reproduce.sh": "written by the model", "train.py": "written by the model"}
     assert [s["tool"] for s in rep["agent"]["steps"]] == ["paper_table", "write_file", "write_file", "bash", "edit_file",
                                                          "start_job", "wait_job", "submit"]
+    # the numeric leaves are decided by arithmetic (the demo rubric's sidecar), the judge's "pass" aside
+    checks = {c["requirements"][:30]: c for c in rep["grade"]["checks"]}
+    assert len(checks) == 6
+    head_close = checks["The head-only model's accuracy"]
+    assert not head_close["passed"] and head_close["difference"] > 3  # naive Bayes is not a fine-tuned head
+    assert f"|{head_close['reproduced']:.4g} - 70.9|" in head_close["arithmetic"]
+    assert checks["The measured accuracy before f"]["passed"]  # the majority baseline is near chance
+    assert "no results file" in checks["The LoRA model's accuracy afte"]["arithmetic"]
+    graded = {leaf["requirements"][:30]: leaf for leaf in _leaves(rep["graded_tree"])}
+    assert graded["The head-only model's accuracy"]["score"] == 0.0  # the scripted judge said pass to everything
+    assert rep["grade"]["parts"]["checked"] == {"leaves": 6, "passed": 1, "valid": 6, "rate": pytest.approx(1 / 9, abs=0.01)}
+    assert rep["verdict"].startswith("Checked by arithmetic: 1/6 result leaves pass.")
+    assert "accuracy never measured" in rep["verdict"]  # the scripted judge has no measurement
 
 
 @pytest.mark.parametrize("budgets,model_name,expect", [
@@ -233,3 +250,42 @@ def test_metrics_written_by_hand_without_training_get_no_result_credit(tmp_path)
     assert rep["grade"]["by_category"]["Code Development"] == 1.0
     head = next(e for e in rep["experiments"] if e["id"] == "head")
     assert head["status"] == "not replicated" and "written before the reproduction started" in head["reason"]
+
+
+SEEDED_TRAIN = """import json, os, sys
+seed = int(os.environ["REPRO_SEED"])
+acc = {SPREAD}[seed - 42]
+os.makedirs("results/head", exist_ok=True)
+json.dump({"metrics": {"accuracy": acc}, "before": {"accuracy": 0.49}}, open("results/head/metrics.json", "w"))
+"""
+
+
+@pytest.mark.parametrize("spread,verdict", [([0.709, 0.710, 0.708], "replicated"),
+                                            ([0.60, 0.601, 0.599], "not replicated"),
+                                            ([0.55, 0.86, 0.71], "inconclusive")])
+def test_seeds_rerun_the_reproduction_and_give_each_claim_a_verdict(tmp_path, spread, verdict):
+    code = SEEDED_TRAIN.replace("{SPREAD}", repr(spread))
+    rules = [{"match": "Step 1 of 2", "reply": {"x": 1}}, {"match": "Step 2 of 2", "reply": {"x": 1}},
+             {"last": "Replicate \"", "calls": [{"tool": "write_file", "args": {"path": "train.py", "content": code}}]},
+             {"last": "wrote train.py", "calls": [{"tool": "write_file", "args": {
+                 "path": "reproduce.sh", "content": "cd \"$(dirname \"$0\")\"\npython train.py\n"}}]},
+             {"last": "wrote reproduce.sh", "calls": [{"tool": "bash", "args": {
+                 "command": "REPRO_SMOKE=1 REPRO_SEED=42 bash reproduce.sh"}}]},
+             {"last": "[exit code 0", "calls": [{"tool": "submit", "args": {"note": "done"}}]},
+             {"match": "", "verdicts": 1}]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"name": "scripted", "rules": rules}))
+    cfg = _cfg(tmp_path, seeds=3)
+    state, _ = _run(cfg, path)
+    assert state["status"] == "done"
+    seeds = json.loads((cfg.run_dir / "reproduction.json").read_text())["seed_runs"]
+    assert sorted(seeds) == ["42", "43", "44"]
+    assert [seeds[s]["results"]["head"]["metrics"]["accuracy"] for s in ("42", "43", "44")] == spread
+    rep = _report(cfg)
+    head = next(c for c in rep["claims"] if c["experiment"] == "head" and "Classifier head" in c["claim"])
+    assert head["n"] == 3 and head["verdict"] == verdict, head["why"]
+    assert head["mean"] == pytest.approx(100 * sum(spread) / 3)
+    row = next(r for r in rep["comparison"] if r["experiment_id"] == "head" and r["experiment"] != "Before fine-tuning")
+    assert row["reproduced"]["interval"]["n"] == 3
+    html = (cfg.run_dir / "report.html").read_text()
+    assert "Claims across seeds" in html and verdict in html
