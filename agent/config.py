@@ -118,6 +118,9 @@ class RunConfig(BaseModel):
     wait, submit): for weak models. "auto": on for a model that says it is weak (the embedded one)."""
     seed: int = 42
     """REPRO_SEED of the reproduction run."""
+    propose_checks: int = 10
+    """For a given rubric with no checks sidecar: how many numeric leaves the judge may map to a
+    reproduced number and a printed one (validated, then decided by arithmetic). 0: none."""
     seeds: int = Field(1, ge=1, le=20)
     """Re-run reproduce.sh this many times (REPRO_SEED = seed, seed+1, ...), each in a fresh container:
     the report gives every metric as a mean with a 95% interval and a verdict per claim."""

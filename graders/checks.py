@@ -176,3 +176,73 @@ def validate_against(check: Check, results: dict[str, dict], paper_values: set[f
     if check.kind == "close" and (check.paper is None or check.paper.value not in paper_values):
         return "the paper's tables do not print that value"
     return None
+
+
+# ---------------------------------------------------------------- checks proposed by the judge
+NUMERIC_LEAF = ("within", "point", "%", "table", "accuracy", "score", "f1", "error", "higher", "lower", "close to")
+
+
+def numeric_leaves(rubric, limit: int) -> list:
+    """Result Analysis leaves that compare numbers (a digit, or words like 'within', 'Table')."""
+    out = []
+    for leaf in rubric.leaves():
+        text = leaf.requirements.lower()
+        if leaf.task_category == "Result Analysis" and (any(ch.isdigit() for ch in text)
+                                                       or any(w in text for w in NUMERIC_LEAF)):
+            out.append(leaf)
+    return out[:limit]
+
+
+def propose(model, leaves: list, results: dict[str, dict], paper_results: list) -> tuple[dict[str, list[Check]], list[dict]]:
+    """For a rubric with no sidecar: the judge picks, per numeric leaf, which reproduced number and
+    which printed number of the paper it compares — from menus of what exists, so it cannot invent
+    either. Each proposal is validated; only valid ones decide a leaf. Returns (checks, a record
+    of every proposal with why it was used or refused, for the report)."""
+    quantities = [f"{e}:{m}" for e, r in results.items() for m in (r.get("metrics") or {})]
+    quantities += [f"{e}:before.{m}" for e, r in results.items() for m in (r.get("before") or {})]
+    printed = {f"P{i + 1}": r for i, r in enumerate(paper_results[:60])}
+    if not quantities or not printed or not leaves:
+        return {}, []
+    menu = "\n".join(f"{k}: {r.table} | {r.row[:50]} | {r.column[:40]} = {r.text}" for k, r in printed.items())
+    schema = {"type": "object", "properties": {
+        "applies": {"type": "boolean"}, "reproduced": {"type": "string", "enum": quantities},
+        "paper": {"type": "string", "enum": list(printed)}, "tolerance": {"type": "number"}},
+        "required": ["applies", "reproduced", "paper", "tolerance"], "additionalProperties": False}
+    values = {r.value for r in paper_results}
+    checks: dict[str, list[Check]] = {}
+    record = []
+    for leaf in leaves:
+        messages = [{"role": "system", "content": "You map a grading criterion to the numbers that decide it. Answer "
+                                                  "with JSON only."},
+                    {"role": "user", "content": f"Criterion: {leaf.requirements}\n\nNumbers the reproduction wrote "
+                                                f"(experiment:metric): {', '.join(quantities)}\n\nNumbers the paper "
+                                                f"prints:\n{menu}\n\nIf the criterion compares one reproduced number "
+                                                "with one printed number, set applies to true, pick both, and give "
+                                                "the tolerance the criterion states (in the paper's units); else "
+                                                "set applies to false."}]
+        try:
+            c = model.complete(messages, schema=schema, temperature=0.0, seed=0, max_tokens=200)
+            ans = c.parsed if isinstance(getattr(c, "parsed", None), dict) else json.loads(c.text)
+        except Exception as exc:  # noqa: BLE001 - a failed proposal leaves the leaf to the judge
+            record.append({"leaf_id": leaf.id, "used": False, "why": f"no proposal ({type(exc).__name__})"})
+            continue
+        if not isinstance(ans, dict) or not ans.get("applies"):
+            record.append({"leaf_id": leaf.id, "used": False, "why": "the judge said no number decides it"})
+            continue
+        exp, _, metric = str(ans.get("reproduced", "")).partition(":")
+        r = printed.get(ans.get("paper"))
+        tol = ans.get("tolerance")
+        if r is None or not isinstance(tol, (int, float)) or tol < 0 or tol > max(5.0, abs(r.value) * 0.2):
+            record.append({"leaf_id": leaf.id, "used": False, "why": "the proposal named no printed number or an "
+                                                                      "implausible tolerance", "proposal": ans})
+            continue
+        check = Check(leaf_id=leaf.id, kind="close", experiment=exp, metric=metric,
+                      paper=PaperValue(value=r.value, text=r.text, table=r.table, row=r.row, column=r.column,
+                                       page=r.page), tolerance=float(tol),
+                      why="proposed by the judge, validated against the result files and the paper's tables")
+        problem = validate_against(check, results, values)
+        record.append({"leaf_id": leaf.id, "used": problem is None, "why": problem or check.why,
+                       "proposal": ans})
+        if problem is None:
+            checks[leaf.id] = [check]
+    return checks, record

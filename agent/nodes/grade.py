@@ -9,7 +9,9 @@ from agent.context import RunContext
 from graders.files import write_atomic
 from agent.state import RunState
 from graders.aggregate import aggregate, split_by_decider
-from graders.checks import load_sidecar
+from graders.checks import load_sidecar, numeric_leaves
+from graders.checks import propose as propose_checks
+from graders.contract import read_results
 from graders.judge_eval import quality as judge_quality
 from graders.generate import build_rubric
 from graders.judge import JudgeConfig, grade_submission
@@ -36,9 +38,15 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
     run_dir = cfg.run_dir
     paper = Paper.model_validate_json((run_dir / "paper.json").read_text())
     rubric, source, warnings, checks = _rubric(cfg, paper, ctx.judge_model, state.get("plan"))
+    proposals: list[dict] = []
+    rep = state.get("reproduction") or {}
+    if not checks and rep.get("start_time") and source != "generated from the paper":
+        # a rubric with no sidecar: the judge may map numeric leaves to numbers, validated before use
+        results = read_results(run_dir / "reproduction", rep["start_time"])[0]
+        checks, proposals = propose_checks(ctx.judge_model, numeric_leaves(rubric, cfg.propose_checks), results,
+                                           paper.results)
     # The rubric lives only on the host side of the run dir: no sandbox ever mounts it (J05).
     save_rubric(rubric, run_dir / "rubric.json")
-    rep = state.get("reproduction") or {}
     ctx.progress("node", name="grade", detail=f"{ctx.judge_model.name}, rubric {source}")
     graded = grade_submission(
         rubric,
@@ -71,6 +79,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
             "judge_usage": {k: meta.get(k, 0) for k in ("calls", "cache_hits", "prompt_tokens", "completion_tokens")},
             "parts": split_by_decider(graded),
             "judge_quality": judge_quality(ctx.judge_model.name),
+            "check_proposals": proposals,
             "checks": [dict((leaf.judge_metadata or {})["check"], requirements=leaf.requirements)
                        for leaf in graded.walk() if (leaf.judge_metadata or {}).get("decided_by") == "check"],
         },
