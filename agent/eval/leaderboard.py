@@ -57,6 +57,8 @@ def run_row(state: TaskState, runs_dir: Path, out_dir: Path) -> dict[str, Any]:
         "links": {fmt: f"{rel}/report.{fmt}" for fmt in ("html", "md", "json")
                   if (run_dir / f"report.{fmt}").is_file()},
         "graded": grade is not None,
+        "judge": ({"model": grade.get("judge_model"), "f1": (grade.get("judge_quality") or {}).get("f1"),
+                   "n": (grade.get("judge_quality") or {}).get("n")} if grade else None),
         "reported": ({"score": grade["score"], "coverage": grade["coverage"],
                       "by_category": dict(grade.get("by_category") or {})} if grade else None),
         "cost": {
@@ -93,6 +95,15 @@ def run_row(state: TaskState, runs_dir: Path, out_dir: Path) -> dict[str, Any]:
         notes.append(f"scored 0: {black['status']}")
     row.update(score=score, coverage=coverage, by_category=by_cat, notes=notes)
     return row
+
+
+def _judge_of(rows: list[dict]) -> str:
+    """Which judge graded a configuration's runs, with its measured accuracy (or 'unmeasured')."""
+    seen = {(j["model"], j["f1"], j["n"]) for r in rows if (j := r.get("judge"))}
+    if not seen:
+        return "—"
+    return "; ".join(f"{m} ({f'F1 {f1:.2f} on {n} leaves' if f1 is not None else 'unmeasured'})"
+                     for m, f1, n in sorted(seen, key=str))
 
 
 def _cell(rows: list[dict]) -> dict[str, Any]:
@@ -161,6 +172,7 @@ def build_leaderboard(rows: list[dict], *, configs: list[str], papers: list[str]
             "result_analysis_zeroed": cell["result_analysis_zeroed"],
             "stale_result_runs": cell["stale_result_runs"],
             "blacklisted": cell["blacklisted"],
+            "judge": _judge_of(these),
         })
     return {"meta": meta or {}, "configs": configs, "papers": papers, "seeds": seeds,
             "method": {"cell": "mean ± SEM over seeds (SEM = sample SD / sqrt(n))",

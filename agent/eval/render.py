@@ -86,14 +86,16 @@ def render_md(lb: dict) -> str:
            "Summary: " + lb["method"]["summary"] + ".", "", "![scores](leaderboard.png)", "",
            "## Summary per configuration", "",
            "| configuration | papers | runs | score | coverage | " + " | ".join(cats) +
-           " | agent tokens/run | $ total | wall s/run | sandbox s/run | failures | RA zeroed | blacklisted | missing |",
-           "|" + "---|" * (13 + len(cats))]
+           " | agent tokens/run | $ total | wall s/run | sandbox s/run | failures | RA zeroed | blacklisted | missing "
+           "| judge (measured accuracy) |",
+           "|" + "---|" * (14 + len(cats))]
     for s in lb["summary"]:
         out.append(f"| **{s['config']}** | {s['papers']} | {s['n']} | **{pm(s['score'])}** | {pm(s['coverage'])} | "
                    + " | ".join(pm(s["by_category"][c]) for c in cats)
                    + f" | {num(s['cost']['agent_tokens']['mean'])} | {dollars(s['cost'])} | "
                      f"{num(s['cost']['wall_s']['mean'], 1)} | {num(s['cost']['sandbox_s']['mean'], 1)} | "
-                     f"{s['failures']} | {s['result_analysis_zeroed']} | {s['blacklisted']} | {s['missing']} |")
+                     f"{s['failures']} | {s['result_analysis_zeroed']} | {s['blacklisted']} | {s['missing']} | "
+                     f"{s.get('judge', '—')} |")
     out += ["", "## Per paper and configuration", "",
             "| paper | configuration | n | score (per-seed reports) | coverage | " + " | ".join(cats) +
             " | agent tokens | $ total | wall s | sandbox s | failures | honesty |",
