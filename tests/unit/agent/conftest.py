@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.eval.doubles import REPRODUCE, tiny_train
+
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_PAPER = ROOT / "papers" / "demo-minilm-sentiment" / "paper.pdf"
 
@@ -26,53 +28,12 @@ SETTINGS_ANSWER = {"task": "binary sentiment classification", "base_model": "all
                         "metrics": ["accuracy"], "targets": ["R3"]}]}
 STAGE1, STAGE2 = "Step 1 of 2: the paper's experiments", "Step 2 of 2: the settings"
 
-# A model the scripted agent writes itself: naive Bayes on the movie-review snippets, one second
-# of work, seeded by REPRO_SEED and shrunk by REPRO_SMOKE (the submission contract). BUG is a
-# typo the agent's smoke run catches and edit_file fixes.
-TINY_TRAIN = '''"""Naive Bayes sentiment baseline (written by the agent)."""
-import json, math, os, random, sys
-from collections import Counter
-
-exp = sys.argv[1]
-seed = int(os.environ.get("REPRO_SEED", "42"))
-rows = []
-with open(os.path.join(os.environ["REPRO_DATA"], "movieReviewSnippets_GroundTruth.txt"), errors="replace") as f:
-    for line in f:
-        parts = line.rstrip("\\n").split("\\t")
-        try:
-            score = float(parts[1])
-        except (IndexError, ValueError):
-            continue
-        if score:
-            rows.append((parts[2].lower().split(), int(score > 0)))
-random.Random(seed).shuffle(rows)
-if os.environ.get("REPRO_SMOKE") == "1":
-    rows = rows[:400]
-cut = len(rows) // 5
-test, train = rows[:cut], rows[cut:]
-counts = [Counter(), Counter()]
-for words, y in train:
-    counts[y].update(words)
-prior = sum(y for _, y in train) / len(train)
-totals = [sum(c.values()) for c in counts]
-vocab = len(set(counts[0]) | set(counts[1]))
-
-def predict(words):
-    s = math.log(prior / (1 - prior))
-    for w in words:
-        s += math.log((counts[1][w] + 1) / (totals[1] + vocab)) - math.log((counts[0][w] + 1) / (totals[0] + vocab))
-    return int(s > 0)
-
-accuracy = sum(predict(w) == y for w, y in test) / len(test)
-majority = max(prior, 1 - prior)
-os.makedirs(f"results/{exp}", exist_ok=True)
-json.dump({"metrics": {"accuracy": round(accuracy, 4)}, "before": {"accuracy": round(majority, 4)},
-           "n_train": len(train)}, open(f"results/{exp}/metrics.json", "w"), indent=1)
-print(f"{exp}: accuracy {accuracy:.4f} (majority {majority:.4f})")
-'''
+# A model the scripted agent writes itself (the one the eval doubles write: naive Bayes on the
+# movie-review snippets, a second of work, seeded by REPRO_SEED and shrunk by REPRO_SMOKE). BUG is
+# a typo the agent's smoke run catches and edit_file fixes.
+TINY_TRAIN = tiny_train()
 BUG = "accuracy = sum(predict(w) == y for w, y in test) / len(test)"
 BUGGY_TRAIN = TINY_TRAIN.replace(BUG, BUG.replace("len(test)", "len(tset)"))
-REPRODUCE = "#!/usr/bin/env bash\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\nrm -rf results\npython train.py head\n"
 
 
 def call(tool: str, **args) -> dict:
