@@ -150,7 +150,7 @@ def measure_on_mutations(model_for, cases, *, config=None, samples: int = 1) -> 
 
             cfg = dataclasses.replace(cfg, samples=samples)
         graded = grade_submission(rubric, submission_dir=case.submission, reproduction_dir=case.reproduction,
-                                  start_time=time.time() - 60, paper_text=_paper_text(case.paper_dir),
+                                  start_time=case.start_time, paper_text=_paper_text(case.paper_dir),
                                   model=model_for(case), config=cfg)
         t, p = [], []
         for leaf in graded.walk():

@@ -173,6 +173,7 @@ class Case:
     reproduction: Path
     labels: dict[str, int]
     about: str
+    start_time: float  # the reproduction's start marker: its files are dated after it, stale ones before
 
 
 def load_cases(src: Path = SET_DIR, start_time: float | None = None) -> list[Case]:
@@ -188,7 +189,7 @@ def load_cases(src: Path = SET_DIR, start_time: float | None = None) -> list[Cas
             stale = any(str(p.relative_to(d)).startswith(s) for s in meta["stale"])
             _touch(p, start - 3600 if stale else start + 30)
         cases.append(Case(d.name, PAPERS / meta["paper"], d / "submission", d / "reproduction", meta["labels"],
-                          meta["about"]))
+                          meta["about"], start))
     return cases
 
 
