@@ -188,11 +188,16 @@ def _hang_hook(progress: Callable[..., None], cfg: RunConfig) -> Callable[..., N
     if not spot and not mark:
         return progress
 
+    first_done: list[int] = []
+
     def hooked(event: str, **data: Any) -> None:
         progress(event, **data)
         here = f"{event}:{data.get('name')}" if event in ("node", "tool") else ""
-        if event == "grade" and 0 < data.get("done", 0) < data.get("total", 0):
-            here = "grade:partial"  # some judge groups graded (and cached), some not
+        if event == "grade":
+            if not first_done:  # leaves decided without the model (checks, rules) count as done at once
+                first_done.append(data.get("done", 0))
+            if first_done[0] < data.get("done", 0) < data.get("total", 0):
+                here = "grade:partial"  # some judge groups graded (and cached), some not
         if here and here == mark:  # say where we are and go on (the parent kills us mid-tool)
             write_atomic(cfg.run_dir / "mark.marker", str(os.getpid()))
         if here and here == spot:
