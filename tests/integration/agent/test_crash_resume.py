@@ -67,10 +67,18 @@ def _strip(obj, path: str = ""):
                 if (f"{path}.{k}" if path else k) not in _VOLATILE and k not in bookkeeping}
     if isinstance(obj, list):
         if path == "agent.steps":  # each step's duration, and durations printed in its output
-            return [{**{k: v for k, v in st.items() if k != "seconds"}, "result": _DURATION.sub("N", st["result"])}
-                    for st in obj]
+            return [{**{k: v for k, v in st.items() if k != "seconds"}, "result": _stable(st)} for st in obj]
         return [_strip(v, path) for v in obj]
     return obj
+
+
+def _stable(step: dict) -> str:
+    """A step's output minus what timing decides: durations, and the state a job has reached by
+    the instant start_job reports it (running, or already done on an idle machine)."""
+    text = step["result"]
+    if step["tool"] == "start_job":
+        text = text.split("\n", 1)[0]
+    return _DURATION.sub("N", text)
 
 
 def _normalised_report(run_dir: Path) -> dict:

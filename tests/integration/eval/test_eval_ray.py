@@ -209,8 +209,11 @@ def test_eval_kill_resume_and_leaderboard(eval_setup):
         assert cell["result_analysis_zeroed"] == zeroed
         if (cell["paper"], cell["config"]) == (FORGED, "sloppy"):
             assert zeroed == SEEDS and cell["by_category"]["Result Analysis"]["mean"] == 0.0
-            reported = [json.loads((d / "report.json").read_text())["grade"]["score"] for d, _ in rows]
-            assert cell["score"]["mean"] < statistics.mean(reported)  # the judge was fooled; the board is not
+            grades = [json.loads((d / "report.json").read_text())["grade"] for d, _ in rows]
+            # the grader itself gives no result credit without a results file the run wrote: the
+            # judge is never asked, so it cannot be fooled, and the board agrees with the reports
+            assert all(g["by_category"]["Result Analysis"] == 0.0 for g in grades)
+            assert cell["score"]["mean"] == pytest.approx(statistics.mean(g["score"] for g in grades))
         else:
             assert zeroed == 0
         if (cell["paper"], cell["config"]) == ("demo-minilm-sentiment", "sloppy"):
