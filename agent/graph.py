@@ -16,13 +16,13 @@ from agent.nodes import (after_plan, after_review_code, after_review_plan, finis
 from agent.state import RunState
 
 
-def build_graph(loop_checkpointer=None) -> StateGraph:
+def build_graph() -> StateGraph:
     g = StateGraph(RunState, context_schema=RunContext)
     for name, fn in [("ingest", ingest), ("plan", plan), ("review_plan", review_plan), ("start_code", start_code),
                      ("finish_code", finish_code), ("review_code", review_code), ("reproduce", reproduce),
                      ("grade", grade), ("report", report), ("stop", stop)]:
         g.add_node(name, fn)
-    g.add_node("code", build_loop().compile(checkpointer=loop_checkpointer))
+    g.add_node("code", build_loop().compile())  # inherits the run's checkpointer: every loop step is saved
     g.add_edge(START, "ingest")
     g.add_edge("ingest", "plan")
     g.add_conditional_edges("plan", after_plan, ["review_plan", "stop"])

@@ -22,7 +22,7 @@ from typing import Any
 
 from graders.files import write_atomic, write_json
 from graders.contract import IGNORED_DIRS, MAX_SUBMISSION_FILE
-from sandbox import SandboxError, SandboxUnavailable
+from sandbox import SandboxError
 from sandbox.policy import SandboxPolicy
 
 RUNNER = (Path(__file__).with_name("workspace_runner.py")).read_text()
@@ -143,13 +143,6 @@ class Workspace:
         except SandboxError as exc:
             raise WorkspaceError(f"{path}: {exc}") from exc
 
-    def exists(self, path: str) -> bool:
-        try:
-            self.sb.read_file(path, max_bytes=64 << 20)
-            return True
-        except (FileNotFoundError, IsADirectoryError, SandboxError):
-            return False
-
     def write_text(self, path: str, content: str) -> None:
         _check_path(path)
         self._fresh_manifest = None
@@ -193,8 +186,6 @@ class Workspace:
             write_json(self.steps / f"{step:04d}.json", {"step": step, "files": new})
         return {"added": added, "changed": changed, "removed": removed}
 
-    def blob_text(self, sha: str) -> str:
-        return (self.blobs / sha[:2] / sha).read_text(errors="replace")
 
 
 def _submitted(rel: str) -> bool:
@@ -209,30 +200,4 @@ def _check_path(path: str) -> None:
         raise WorkspaceError(f"{path!r}: '..' is not allowed")
 
 
-def snapshot_files(run_dir: Path, step: int) -> dict[str, str]:
-    """The manifest after ``step`` (the last step at or before it that has one)."""
-    steps = sorted(Path(run_dir, "steps").glob("*.json"))
-    best: dict[str, str] = {}
-    for p in steps:
-        n = int(p.stem)
-        if n > step:
-            break
-        best = json.loads(p.read_text())["files"]
-    return best
-
-
-def restore_host_copy(run_dir: Path) -> None:
-    """Rebuild submission/ from the last manifest and the blobs (after a partial copy)."""
-    man = Path(run_dir) / "workspace-manifest.json"
-    if not man.exists():
-        return
-    files = json.loads(man.read_text())
-    host = Path(run_dir) / "submission"
-    shutil.rmtree(host, ignore_errors=True)
-    for rel, sha in files.items():
-        blob = Path(run_dir) / "blobs" / sha[:2] / sha
-        if blob.exists():
-            write_atomic(host / rel, blob.read_bytes())
-
-
-__all__ = ["Output", "SandboxUnavailable", "Workspace", "WorkspaceError", "snapshot_files", "workspace_name"]
+__all__ = ["Output", "Workspace", "WorkspaceError", "workspace_name"]

@@ -24,6 +24,7 @@ def eval_cmd(
     out: Path = typer.Option(Path("eval-out"), "--out", help="output directory (shared storage on a cluster)"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="rerun failed runs (as new attempts)"),
     as_json: bool = typer.Option(False, "--json", help="print the invocation summary as JSON on stdout"),
+    progress_every: float = typer.Option(15.0, help="seconds between lines saying where each run in flight is"),
 ) -> None:
     """Run every paper × seed × configuration (resumable) and write the leaderboard."""
     from agent.eval.config import EvalConfigError, default_config, load_eval_configs
@@ -34,7 +35,8 @@ def eval_cmd(
     try:
         configs = load_eval_configs(list(config)) if config else [default_config()]
         summary = run_eval(papers_dir, configs, seeds=seeds, out=out, parallel=parallel, ray_address=ray,
-                           retry_failed=retry_failed, echo=lambda line: console.print(line, markup=False))
+                           retry_failed=retry_failed, echo=lambda line: console.print(line, markup=False),
+                           progress_every=progress_every)
     except (EvalConfigError, PaperSetError, EvalBusy, EvalExecutionError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

@@ -61,6 +61,7 @@ def run_eval(
     retry_failed: bool = False,
     executor: str = "ray",
     echo: Callable[[str], None] = lambda line: None,
+    progress_every: float = 15.0,
 ) -> dict[str, Any]:
     """Run every missing (paper, seed, config) and write the leaderboard; returns a summary."""
     if seeds < 1:
@@ -98,7 +99,7 @@ def run_eval(
                 line = run_progress(t, now)
                 step = line.split(" (")[0]
                 seen = last_seen.get(t.run_id)
-                if seen is None or seen[0] != step or now - seen[1] >= 60:
+                if seen is None or seen[0] != step or now - seen[1] >= max(60.0, 4 * progress_every):
                     last_seen[t.run_id] = (step, now)
                     echo(f"  … {t.run_id}: {line}")
 
@@ -108,10 +109,10 @@ def run_eval(
                 max_cpus = max(t.config.resources.num_cpus for t in plan.run)
                 with RayRunner(ray_address, parallel, max_cpus) as runner:
                     executor_desc = f"ray ({'cluster ' + ray_address if ray_address else 'local, ' + str(runner.node_ip)})"
-                    runner.run(plan.run, on_result, on_tick)
+                    runner.run(plan.run, on_result, on_tick, tick_s=progress_every)
             else:
                 executor_desc = "process pool"
-                run_in_process_pool(plan.run, parallel, on_result, on_tick=on_tick)
+                run_in_process_pool(plan.run, parallel, on_result, on_tick=on_tick, tick_s=progress_every)
         meta = {"generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "executor": executor_desc,
                 "parallel": parallel}
         lb, paths = aggregate_to_leaderboard(papers, configs, seeds, out, meta)

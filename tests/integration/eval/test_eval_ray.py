@@ -62,7 +62,7 @@ def eval_setup(tmp_path_factory):
 
 def _cmd(papers: Path, cfgs: list[Path], out: Path, *extra: str) -> list[str]:
     cmd = [sys.executable, "-m", "agent.cli", "eval", str(papers), "--seeds", str(SEEDS), "--parallel", "2",
-           "--out", str(out), "--json", *extra]
+           "--out", str(out), "--json", "--progress-every", "0.5", *extra]
     for c in cfgs:
         cmd += ["--config", str(c)]
     return cmd
@@ -156,6 +156,10 @@ def test_eval_kill_resume_and_leaderboard(eval_setup):
     # 1. Kill the driver mid-way (a real SIGKILL of the child process running `repro eval`).
     listeners, _ = _kill_driver_midway(cmd, out, at=4)
     assert listeners, "no listening socket of the local Ray instance was seen"
+    # while runs were in flight the driver said where each one was (its step, for how long)
+    progress = [ln for ln in (root / "driver1.log").read_text().splitlines() if ln.strip().startswith("…")]
+    assert progress and all(re.search(r"\(\d+ s in this step, \d+ s in all\)|starting", ln) for ln in progress)
+    assert any(re.search(r": (ingest|plan|code|reproduce|grade|report)\b", ln) for ln in progress), progress[:5]
     assert {ip for _, ip in listeners} <= LOOPBACK, f"Ray listens beyond loopback: {listeners}"
     before = _finished(out)
     assert 4 <= len(before) < TOTAL
