@@ -154,7 +154,8 @@ def execute_run(
                 pending = _interrupt(snapshot)
                 if pending is not None:
                     return _pause(cfg, graph, thread, pending)
-                _close_workspace(ctx)  # the run is over: its workspace container goes
+                _close_workspace(ctx)  # the run is over: its workspace container goes...
+                _reap(cfg, resume=False)  # ...and one a crashed attempt left that this process never opened
                 return values
             except (PaperError, ModelError, SandboxError, JudgeTransportError, RubricError, FileNotFoundError) as exc:
                 _fail(cfg, graph, thread, exc, agent_model, judge)

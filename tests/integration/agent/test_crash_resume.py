@@ -201,6 +201,18 @@ def _slow_smoke_script(log: Path) -> dict:
     return spec
 
 
+def _slow_reproduction_script(log: Path) -> dict:
+    """The baseline session, but the full reproduce.sh (not its smoke run) takes seconds: long
+    enough to be killed while its container runs."""
+    spec = script(log)
+    for rule in spec["rules"]:
+        for c in rule.get("calls", []):
+            if c["tool"] == "write_file" and c["args"]["path"] == "reproduce.sh":
+                c["args"]["content"] = c["args"]["content"].replace(
+                    "python train.py", 'if [ -z "${REPRO_SMOKE:-}" ]; then sleep 20; fi\npython train.py')
+    return spec
+
+
 def test_sigkill_during_wait_job_reattaches_the_job_never_restarts_it(baseline, tmp_path):
     """Killed while wait_job waits on a running training job: the job lives on in the workspace;
     --resume re-attaches to it (its log shows one start) and the run ends as an uninterrupted one."""
@@ -262,7 +274,7 @@ def test_sigkill_during_a_real_sandbox_exec_then_resume_C02(tmp_path, docker_eng
 
     runs, log = tmp_path / "runs", tmp_path / "calls.jsonl"
     sp = tmp_path / "script.json"
-    sp.write_text(json.dumps(script(log)))
+    sp.write_text(json.dumps(_slow_reproduction_script(log)))
     cmd = _cmd(runs, str(DEMO), sandbox="docker")  # the real engine
 
     def containers(run_id: str, role: str | None = None) -> list[str]:
