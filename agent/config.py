@@ -104,6 +104,9 @@ class RunConfig(BaseModel):
     judge_model: ModelConfig = ModelConfig()
     sandbox_backend: Literal["docker", "local", "fake"] = "docker"
     image: str | None = None
+    sandbox_cpus: float | None = Field(None, gt=0)
+    """CPU cores each of the run's Docker sandboxes may use (default: all). `repro eval` sets a
+    fair share when runs go in parallel, so they do not oversubscribe the machine."""
     exec_timeout_s: float = 1800
     reproduce_timeout_s: float = 3600
     train_limit: int | None = None

@@ -25,6 +25,7 @@ from graders.report import write_report
 from graders.rubric import RubricError
 from papers.errors import PaperError
 from sandbox import SandboxError, open_sandbox
+from sandbox.policy import SandboxPolicy
 
 
 class RunFailed(Exception):
@@ -86,6 +87,9 @@ def open_models(cfg: RunConfig):
 def sandbox_factory(cfg: RunConfig) -> Callable[..., Any]:
     def factory(role: str, **options: Any):
         options = {"log_dir": cfg.run_dir / "logs", **options}
+        if cfg.sandbox_cpus and cfg.sandbox_backend == "docker":
+            policy = options.get("policy") or SandboxPolicy()
+            options["policy"] = policy.model_copy(update={"cpus": cfg.sandbox_cpus})
         return open_sandbox(cfg.sandbox_backend, run_id=cfg.run_id, role=role, image=cfg.image, **options)
 
     return factory

@@ -37,7 +37,7 @@ def open_sandbox(
     path: Path | None = None,
 ) -> Sandbox:
     """Open a sandbox. ``backend``: "docker" (hardened container; ``image`` defaults to
-    ``repro-sandbox:latest``, built offline if missing), "local" (trusted dev use on the
+    ``repro-sandbox:latest``, which must be built: `repro sandbox build`), "local" (trusted dev use on the
     host; ``trust="untrusted"`` needs bwrap), or "fake" (in-memory, for unit tests)."""
     if backend == "docker":
         from sandbox.docker import DockerSandbox

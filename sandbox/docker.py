@@ -458,7 +458,7 @@ class DockerSandbox:
             argv = [str(a) for a in cmd]
             if not argv:
                 raise PolicyViolation("empty command")
-        environment = check_env(env)
+        environment = {**self.policy.thread_env, **check_env(env)}  # the caller's values win
         workdir = self._resolve(cwd) if cwd else self.workdir
         if timeout is None or timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")

@@ -196,6 +196,14 @@ class SandboxPolicy(BaseModel):
         return int(self.cpus * 1e9)
 
     @property
+    def thread_env(self) -> dict[str, str]:
+        """Thread counts for numeric libraries, from the CPU quota: torch and BLAS size their pools
+        by the host's cores, which a quota does not hide; more threads than the quota only
+        makes them wait on one another (two parallel runs on two cores both slow down)."""
+        n = str(max(1, int(self.cpus)))
+        return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+    @property
     def uid(self) -> int:
         return int(self.user.split(":")[0])
 

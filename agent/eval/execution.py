@@ -127,7 +127,7 @@ class RayRunner:
 
         remote = ray.remote(max_retries=0)(run_task)
         self.check_feasible(tasks)
-        pending = list(tasks)
+        pending = with_cpu_share(tasks, self.parallel)
         inflight: dict[Any, Task] = {}
         try:
             while pending or inflight:
@@ -187,12 +187,20 @@ def reap_local(tasks: list[Task]) -> None:
                 pass
 
 
+def with_cpu_share(tasks: list[Task], parallel: int) -> list[Task]:
+    """Each task gets cores / runs-in-flight (at least one): parallel runs that each size their
+    thread pools by the whole machine fight over it, and none finishes sooner."""
+    share = max(1.0, float((os.cpu_count() or 1) // max(1, min(parallel, len(tasks)))))
+    return [t if t.cpus else t.model_copy(update={"cpus": share}) for t in tasks]
+
+
 def run_in_process_pool(tasks: list[Task], parallel: int, on_result: Callable[[Task, dict], None],
                         pool: ProcessPoolExecutor | None = None,
                         on_tick: Callable[[list[Task]], None] = lambda running: None, tick_s: float = 15.0) -> None:
     """The same tasks on a plain ``ProcessPoolExecutor`` (no Ray): the bench's baseline."""
     from agent.eval.worker import run_task
 
+    tasks = with_cpu_share(tasks, parallel)
     with contextlib.nullcontext(pool) if pool is not None else ProcessPoolExecutor(max_workers=parallel) as pool:
         futures = {pool.submit(run_task, t.model_dump(mode="json")): t for t in tasks}
         pending = set(futures)

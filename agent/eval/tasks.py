@@ -100,6 +100,9 @@ class Task(BaseModel):
     attempt: int
     runs_dir: Path
     resume: bool = False
+    cpus: float | None = None
+    """This run's fair share of the machine's cores (set by the runner from its parallelism):
+    each of its sandboxes gets that CPU quota and as many threads. None: all cores."""
 
     @property
     def key(self) -> tuple[str, str, int]:

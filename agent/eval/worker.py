@@ -48,6 +48,8 @@ def run_task(task_data: dict) -> dict:
         shutil.rmtree(run_dir)  # an attempt killed before it saved its config: nothing to keep
     rc = task.config.run_config(run_id=task.run_id, runs_dir=Path(task.runs_dir), paper_path=task.paper.pdf,
                                 rubric_path=task.paper.rubric, seed=task.seed)
+    if task.cpus and rc.sandbox_cpus is None:  # a configured quota wins over the fair share
+        rc = rc.model_copy(update={"sandbox_cpus": task.cpus})
     started = time.time()
     status, cause = "error", None
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -167,6 +167,33 @@ def test_worker_never_rewrites_a_finished_attempt_and_wipes_an_unusable_one(tmp_
     assert not (t2.run_dir / "junk").exists() and (t2.run_dir / "eval.json").exists()
 
 
+def test_parallel_runs_get_a_fair_share_of_the_cores_and_their_sandboxes_that_quota(tmp_path, monkeypatch):
+    import agent.eval.execution as ex
+    import agent.eval.worker as worker
+    import agent.runner as runner
+    from agent.config import RunConfig
+
+    monkeypatch.setattr(ex.os, "cpu_count", lambda: 4)
+    tasks = [Task(paper=paper(tmp_path, f"p{i}"), config=cfg(), seed=0, attempt=1, runs_dir=tmp_path) for i in range(3)]
+    assert [t.cpus for t in ex.with_cpu_share(tasks, 2)] == [2.0, 2.0, 2.0]
+    assert [t.cpus for t in ex.with_cpu_share(tasks, 4)] == [1.0, 1.0, 1.0]  # 3 in flight: 4 // 3
+    assert [t.cpus for t in ex.with_cpu_share(tasks[:1], 4)] == [4.0]  # alone: the whole machine
+    assert ex.with_cpu_share([tasks[0].model_copy(update={"cpus": 3.0})], 4)[0].cpus == 3.0
+
+    # the worker hands the share to the run; the run's Docker sandboxes get it as their quota
+    seen = {}
+    monkeypatch.setattr(worker, "execute_run", lambda rc, **kw: seen.setdefault("rc", rc) and {"status": "done"})
+    run_task(ex.with_cpu_share(tasks, 4)[0].model_dump(mode="json"))
+    assert seen["rc"].sandbox_cpus == 1.0
+    opened = {}
+    monkeypatch.setattr(runner, "open_sandbox", lambda backend, **kw: (opened.clear(), opened.update(kw)))
+    rc = RunConfig(run_id="r1", runs_dir=tmp_path, paper_path=tmp_path / "p.pdf", sandbox_cpus=1.0)
+    runner.sandbox_factory(rc)("reproduce")
+    assert opened["policy"].cpus == 1.0 and opened["policy"].thread_env["OMP_NUM_THREADS"] == "1"
+    runner.sandbox_factory(rc.model_copy(update={"sandbox_cpus": None}))("reproduce")
+    assert opened.get("policy") is None  # no share: the backend's default policy (all cores)
+
+
 # ---------------------------------------------------------------- honesty
 def test_start_marker_rule_zeroes_result_analysis_and_rescores():
     t = tree(ra_score=1.0)
