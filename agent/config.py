@@ -104,6 +104,15 @@ class RunConfig(BaseModel):
     judge_model: ModelConfig = ModelConfig()
     sandbox_backend: Literal["docker", "local", "fake"] = "docker"
     image: str | None = None
+    assets: Literal["auto", "online", "offline"] = Field(
+        default_factory=lambda: os.environ.get("REPRO_ASSETS", "auto"))  # type: ignore[arg-type]
+    """Where the paper's models, data and packages come from: "online" = the asset broker fetches
+    them (from HF_ENDPOINT / the pip index, into a read-only cache the sandboxes see); "offline" =
+    only the cache and the catalogue of assets shipped as packages; "auto" = online when the Hub
+    answers. The sandboxes never get a network either way."""
+    gpu: Literal["auto", "off"] = "auto"
+    """"auto": Docker sandboxes get the NVIDIA GPU when the engine can hand it over (use a CUDA image:
+    `repro sandbox build --dockerfile sandbox/Dockerfile.gpu`, then --image); "off": CPU only."""
     sandbox_cpus: float | None = Field(None, gt=0)
     """CPU cores each of the run's Docker sandboxes may use (default: all). `repro eval` sets a
     fair share when runs go in parallel, so they do not oversubscribe the machine."""

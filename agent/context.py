@@ -41,3 +41,5 @@ class RunContext:
     offline: Offline = field(default_factory=Offline)
     #: the run's workspace (agent.workspace.Workspace), opened on first use and kept for the run
     workspace: Any = None
+    #: the asset broker (sandbox.broker.Broker): the paper's models, data, packages; None in unit tests
+    broker: Any = None

@@ -80,6 +80,8 @@ class Plan(BaseModel):
     paper_dataset: str
     model: str = "all-MiniLM-L6-v2"
     dataset: str = "movieReviewSnippets_GroundTruth.txt"
+    """A bundled file under $REPRO_DATA, or the paper's own dataset by its Hub name (the broker's cache)."""
+    dataset_config: str | None = None
     causal_model: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
     """Model file/dir (under $REPRO_MODELS) for the causal-LM recipes (sft, dpo)."""
     experiments: list[Experiment]

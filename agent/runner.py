@@ -25,6 +25,8 @@ from graders.report import write_report
 from graders.rubric import RubricError
 from papers.errors import PaperError
 from sandbox import SandboxError, open_sandbox
+from sandbox.broker import Broker
+from sandbox.broker.rules import read_blacklist
 from sandbox.policy import SandboxPolicy
 
 
@@ -84,12 +86,25 @@ def open_models(cfg: RunConfig):
             server.stop()
 
 
-def sandbox_factory(cfg: RunConfig) -> Callable[..., Any]:
+def open_broker(cfg: RunConfig) -> Broker:
+    """The run's asset broker: its ledger is the run's assets.json; the paper's blacklist.txt (beside
+    the PDF, PaperBench's layout) is part of its rules."""
+    return Broker.open(cfg.assets, ledger=cfg.run_dir / "assets.json", blacklist=read_blacklist(cfg.paper_path.parent))
+
+
+def sandbox_factory(cfg: RunConfig, broker: Broker | None = None) -> Callable[..., Any]:
     def factory(role: str, **options: Any):
         options = {"log_dir": cfg.run_dir / "logs", **options}
+        if cfg.sandbox_backend == "docker" and cfg.gpu == "auto":
+            options.setdefault("gpu", True)  # taken only when the engine has the NVIDIA runtime
+        update: dict[str, Any] = {}
         if cfg.sandbox_cpus and cfg.sandbox_backend == "docker":
+            update["cpus"] = cfg.sandbox_cpus
+        if broker is not None and cfg.sandbox_backend in ("docker", "local"):
+            update["asset_mount"] = str(broker.root)  # every sandbox of the run: the agent's and the reproduction's
+        if update:
             policy = options.get("policy") or SandboxPolicy()
-            options["policy"] = policy.model_copy(update={"cpus": cfg.sandbox_cpus})
+            options["policy"] = SandboxPolicy.model_validate({**policy.model_dump(), **update})  # validated
         return open_sandbox(cfg.sandbox_backend, run_id=cfg.run_id, role=role, image=cfg.image, **options)
 
     return factory
@@ -132,9 +147,10 @@ def execute_run(
     progress = _hang_hook(progress or (lambda *a, **k: None), cfg)
     try:
         with models_cm as (agent_model, judge):
+            broker = open_broker(cfg)
             ctx = RunContext(config=cfg, model=agent_model, judge_model=judge,
-                             sandbox_factory=factory or sandbox_factory(cfg),
-                             progress=progress)
+                             sandbox_factory=factory or sandbox_factory(cfg, broker),
+                             progress=progress, broker=broker)
             snapshot = graph.get_state(thread)
             if resume and snapshot.values and not snapshot.next and not snapshot.tasks:
                 return snapshot.values  # already finished

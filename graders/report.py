@@ -241,6 +241,7 @@ def render_markdown(data: dict) -> str:
         for st in a["steps"]:
             res = (st["result"] or "").replace("\n", " ").replace("|", "\\|")[:160]
             lines.append(f"| {st['turn']} | {st['tool'] or '—'} | `{(st['args'] or '').replace('|', '/')[:80]}` | {res} |")
+    lines += _assets_md(data.get("assets") or {})
     lines += ["", "## Deviations from the paper", ""]
     lines += [f"- **{d['what']}**: paper {d['paper']} → ours {d['ours']} — {d['reason']}" for d in data.get("deviations") or []]
     lines += [] if data.get("deviations") else ["None recorded."]
@@ -268,6 +269,27 @@ def render_markdown(data: dict) -> str:
               "## Environment", ""]
     lines += [f"- {k}: {v}" for k, v in (data.get("environment") or {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def _size(n: int | None) -> str:
+    n = n or 0
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _assets_md(a: dict) -> list[str]:
+    if not a:
+        return []
+    out = ["", "## Assets", "", f"Mode: {a.get('mode')} ({a.get('mode_reason')}). The sandboxes had no network; "
+           "the host fetched these into a read-only cache.", "",
+           "| kind | asset | role | source | revision | licence | size | sha256 |", "|---|---|---|---|---|---|---|---|"]
+    for r in a.get("assets") or []:
+        role = f"stands in for {r['stands_in_for']}" if r.get("stands_in_for") else "the paper's own / asked for"
+        out.append(f"| {r['kind']} | `{r['id']}`{' (' + r['config'] + ')' if r.get('config') else ''} | {role} | "
+                   f"{r['source']} | `{(r.get('revision') or '—')[:40]}` | {r.get('licence') or 'unknown'} | "
+                   f"{_size(r.get('bytes'))} | `{(r.get('sha256') or '')[:16]}` |")
+    for x in a.get("refused") or []:
+        out.append(f"- refused {x['kind']} `{x['id']}` ({x['code']}, asked by {x.get('by')}): {x['reason']}")
+    return out
 
 
 def _slim(data: dict) -> dict:

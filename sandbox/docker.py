@@ -40,6 +40,7 @@ from sandbox.base import (
     SandboxError,
     SandboxUnavailable,
 )
+from sandbox.broker import sandbox_env as broker_env
 from sandbox.output import OutputCapture
 from sandbox.paths import resolve_inside
 from sandbox.policy import (
@@ -307,6 +308,8 @@ class DockerSandbox:
         """``name`` + ``reuse``: attach to this run's running container of that name when there is
         one (the agent's workspace after a crash: its files and jobs live on), else create it."""
         self.policy = policy or SandboxPolicy()
+        # what every exec starts from: thread counts for the CPU quota, the broker's offline caches
+        self._base_env = {**self.policy.thread_env, **(broker_env() if self.policy.asset_mount else {})}
         self.run_id = check_run_id(run_id)
         self.role = role
         self.workdir = self.policy.workdir
@@ -458,7 +461,7 @@ class DockerSandbox:
             argv = [str(a) for a in cmd]
             if not argv:
                 raise PolicyViolation("empty command")
-        environment = {**self.policy.thread_env, **check_env(env)}  # the caller's values win
+        environment = {**self._base_env, **check_env(env)}  # the caller's values win
         workdir = self._resolve(cwd) if cwd else self.workdir
         if timeout is None or timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")

@@ -115,6 +115,16 @@ def diagnose() -> Report:
     except Exception as e:  # noqa: BLE001
         rep.add("warn", f"could not list sandbox containers: {e}")
 
+    try:
+        from sandbox.broker import Broker, default_root
+
+        b = Broker.open(os.environ.get("REPRO_ASSETS", "auto"))  # type: ignore[arg-type]
+        records = len(list((b.root / "records").glob("*.json")))
+        rep.add("ok", f"assets: {b.mode} ({b.mode_reason}); cache {default_root()} ({records} asset records), "
+                      f"mounted read-only at /opt/repro/broker in every sandbox; `repro run --assets online|offline`")
+    except Exception as e:  # noqa: BLE001
+        rep.add("warn", f"asset broker: {e}")
+
     p = policy
     rep.add("ok", f"limits: memory {p.mem_limit} (no swap), {p.pids_limit} processes, {p.cpus:g} CPUs, "
                   f"/tmp {p.tmp_size}, /dev/shm {p.shm_size}, workspace {p.workspace_size}, lifetime "

@@ -56,6 +56,8 @@ SANDBOX_DISTS: tuple[str, ...] = (
     "accelerate",
     "pyyaml",
     "gguf",  # transformers' gguf_file= loading (causal-LM / DPO recipes on SmolLM2)
+    "datasets",  # load_dataset("org/name") from the asset broker's read-only cache
+    "pip",  # installs from the broker's wheelhouse (no index, no network)
 )
 PY_PREFIX = "/opt/python"
 SANDBOX_UID = 1000

@@ -112,6 +112,10 @@ class LocalSandbox:
             MARKER_VAR: self.marker,
         }
         env.update(self._assets_env)
+        if self.policy.asset_mount:  # the broker's cache in place (trusted use: read-only only under bwrap)
+            from sandbox.broker import sandbox_env
+
+            env.update(sandbox_env(self.policy.asset_mount, tmp=tmp))
         return env
 
     # --- exec -------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ class LocalSandbox:
         if self.trust == "untrusted":
             ro = [d for d in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc/alternatives", "/etc/ssl")
                   if os.path.exists(d)]
-            extra_ro = {sys.base_prefix, sys.prefix, *self._assets_env.values()}
+            extra_ro = {sys.base_prefix, sys.prefix, *self._assets_env.values(), self.policy.asset_mount or ""}
             for v in list(self._assets_env.values()):
                 p = Path(v)
                 if p.exists():

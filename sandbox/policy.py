@@ -25,6 +25,7 @@ Role = Literal["agent", "reproduce", "setup"]
 ROLES: tuple[str, ...] = ("agent", "reproduce", "setup")
 IMAGE_REPO = "repro-sandbox"
 #: the image sandboxes use unless told otherwise; built offline by sandbox.image (`repro sandbox build`)
+ASSET_MOUNT_POINT = "/opt/repro/broker"  # where sandboxes see the asset broker's cache
 DEFAULT_IMAGE = f"{IMAGE_REPO}:latest"
 
 LABEL_RUN_ID = "repro.run_id"
@@ -150,6 +151,21 @@ class SandboxPolicy(BaseModel):
     """RLIMIT_NOFILE inside the sandbox."""
     copy_max_files: int = Field(100_000, ge=1)
     """copy_out refuses trees with more entries than this."""
+    asset_mount: str | None = None
+    """Host directory of the asset broker's cache, bind-mounted read-only at ASSET_MOUNT_POINT
+    (the only host path a sandbox ever sees); None: no mount."""
+
+    @field_validator("asset_mount")
+    @classmethod
+    def _asset_mount(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        p = os.path.realpath(v)
+        banned = ("/proc", "/sys", "/dev", "/run", "/var/run", "/etc", "/boot", "/var/lib/docker")
+        if not os.path.isabs(v) or p == "/" or any(p == b or p.startswith(b + "/") for b in banned) \
+                or "docker.sock" in p or not os.path.isdir(p):
+            raise ValueError(f"asset_mount must be an existing directory outside system paths, got {v!r}")
+        return p
 
     @field_validator("mem_limit", "tmp_size", "shm_size", "workspace_size")
     @classmethod
@@ -314,6 +330,8 @@ class SandboxPolicy(BaseModel):
         )
         if volume:
             kw["volumes"] = {volume: {"bind": self.workdir, "mode": "rw"}}
+        if self.asset_mount:
+            kw.setdefault("volumes", {})[self.asset_mount] = {"bind": ASSET_MOUNT_POINT, "mode": "ro"}
         if runtime:
             kw["runtime"] = runtime
         if name:
@@ -361,11 +379,19 @@ class SandboxPolicy(BaseModel):
         tmpfs = hc.get("Tmpfs") or {}
         if "/tmp" not in tmpfs or "size=" not in tmpfs.get("/tmp", ""):
             problems.append(f"HostConfig.Tmpfs: /tmp must be a size-capped tmpfs, got {tmpfs!r}")
+        assets_bind = f"{self.asset_mount}:{ASSET_MOUNT_POINT}:ro" if self.asset_mount else None
         for b in hc.get("Binds") or []:
             source = b.split(":", 1)[0]
+            if b == assets_bind:
+                continue
             if source.startswith("/") or not source.startswith("repro-"):
                 problems.append(f"HostConfig.Binds: only the sandbox's own workspace volume may be mounted, got {b!r}")
         for m in attrs.get("Mounts") or []:
+            if m.get("Type") == "bind" and self.asset_mount and m.get("Destination") == ASSET_MOUNT_POINT:
+                if m.get("Source") != self.asset_mount or m.get("RW") is not False:
+                    problems.append(f"Mounts: the asset cache must be {self.asset_mount} read-only, got "
+                                    f"{m.get('Source')} rw={m.get('RW')}")
+                continue
             if m.get("Type") == "bind" and m.get("Destination") not in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
                 problems.append(f"Mounts: unexpected bind mount {m.get('Source')} -> {m.get('Destination')}")
             if "docker.sock" in str(m.get("Source", "")):

@@ -8,6 +8,16 @@ import pytest
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures" / "graders"
 
+# Tests send traffic to loopback only: the asset broker never probes a public Hub here ("auto"
+# would), and keeps its cache in a directory of this session, not the user's. Tests that serve a
+# fake Hub on 127.0.0.1 set HF_ENDPOINT and the mode themselves. Subprocesses inherit both.
+os.environ["REPRO_ASSETS"] = "offline"
+os.environ.pop("HF_ENDPOINT", None)
+if "REPRO_ASSET_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["REPRO_ASSET_CACHE"] = tempfile.mkdtemp(prefix="repro-test-assets-")
+
 
 def _load_doubles():
     spec = importlib.util.spec_from_file_location("graders_test_doubles", FIXTURES / "doubles.py")

@@ -12,6 +12,7 @@ from agent.plan import Plan
 from agent.prompts import render
 from agent.recipes import registry
 from graders.contract import CONTRACT_TEXT
+from sandbox.broker import catalogue
 
 CHARS_PER_TOKEN = 3.5
 REPLY_TOKENS = 1200
@@ -29,7 +30,15 @@ def task_message(plan: Plan, paper, budget: str, brief: bool) -> dict:
     return {"role": "user", "content": render(
         "agent_task.j2", title=paper.title, abstract=paper.abstract[:1500], experiments=plan.experiments,
         deviations=plan.deviations, hyper=hyper, recipes=", ".join(sorted(registry())),
-        addendum=(plan.addendum or "")[:4000], budget=budget, brief=brief)}
+        addendum=(plan.addendum or "")[:4000], budget=budget, brief=brief,
+        model=_where("model", plan.model), dataset=_where("dataset", plan.dataset, plan.dataset_config))}
+
+
+def _where(kind: str, name: str, config: str | None = None) -> str:
+    if catalogue.lookup(kind, name) is not None:
+        return f"{name} (under {'$REPRO_MODELS' if kind == 'model' else '$REPRO_DATA'})"
+    return (f"{name}{f' configuration {config}' if config else ''} (Hub id, the paper's own: load it by that id, "
+            f"offline, from the asset broker's read-only cache)")
 
 
 def turn_messages(turn: dict, result_cap: int) -> list[dict]:

@@ -154,7 +154,7 @@ def tool_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     else:
         tctx = ToolContext(ws=ws, plan=plan, paper=_paper(ctx), run_dir=cfg.run_dir, step=turn,
                            call_id=f"t{turn:04d}-{call['id'][-12:]}".replace("/", "-"), loop=loop,
-                           nearly_spent=_spent(state, ctx).nearly)
+                           nearly_spent=_spent(state, ctx).nearly, broker=ctx.broker)
         result = run_tool(call["name"], call.get("arguments"), tctx)
     seconds = time.monotonic() - t0
     changes = ws.sync(step=turn) if call["name"] in CHANGES_FILES else None

@@ -39,7 +39,7 @@ def plan(state: RunState, runtime: Runtime[RunContext]) -> dict:
     s1, usage = stage_claims(ctx, start, paper, cands, sorted(registry()), feedback)
     s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], feedback)
     the_plan = build_plan(paper, s1, s2, offline=ctx.offline, train_limit=cfg.train_limit, epochs=cfg.epochs,
-                          feedback=feedback, addendum=addendum_for(cfg.paper_path))
+                          feedback=feedback, addendum=addendum_for(cfg.paper_path), broker=ctx.broker)
     write_json(cfg.run_dir / "plan.json", {
         "stages": {STAGE_FILES[n]: s["source"] for n, s in ((1, s1), (2, s2))},
         "problems": [f"stage {n}: {p}" for n, s in ((1, s1), (2, s2)) for p in s["problems"]],

@@ -22,6 +22,7 @@ from agent.state import RunState
 from graders.contract import find_metric
 from graders.stats import claim_verdict, paired_verdict
 from graders.report import write_report
+from sandbox.broker import assets_used
 
 def _version(dist: str) -> str:
     try:
@@ -273,6 +274,7 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "plan_source": plan.get("source"),
         "plan_notes": plan.get("notes", []),
         "deviations": plan.get("deviations", []),
+        "assets": assets_used(run_dir / "assets.json"),
         "experiments": experiment_status(plan, results, loop, rep),
         "claims": claims,
         "seeds": sorted(int(s) for s in seed_runs) if seed_runs else [cfg.seed],
@@ -318,12 +320,23 @@ def environment(cfg) -> dict:
     return {
         "sandbox": cfg.sandbox_backend,
         "image": cfg.image or "repro-sandbox:latest",
-        # the runner opens sandboxes without a GPU (open_sandbox's gpu=False default)
-        "gpu": "no (CPU only)",
+        "gpu": _gpu(cfg),
         "host": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
         **{dist: _version(dist) for dist in ("torch", "transformers", "peft", "accelerate", "numpy", "repro")},
     }
+
+
+def _gpu(cfg) -> str:
+    if cfg.sandbox_backend != "docker" or cfg.gpu == "off":
+        return "no (CPU only)"
+    try:
+        from sandbox.docker import gpu_available
+
+        return "NVIDIA GPU (the engine hands it to every sandbox)" if gpu_available() else "no (CPU only: the " \
+            "engine has no NVIDIA runtime)"
+    except Exception:  # noqa: BLE001 — no engine here now: say what was asked
+        return "requested when available"
 
 
 def report(state: RunState, runtime: Runtime[RunContext]) -> dict:

@@ -2,11 +2,10 @@
 and every substitution this machine forces, each a deviation with its reason."""
 from __future__ import annotations
 
-import re
-
 from agent.context import Offline
 from agent.plan import Deviation, Experiment, Hyper, Plan, Reported
 from agent.planning import grounding as g
+from agent.planning.assets import choose_dataset, choose_model
 from agent.recipes import get_recipe, registry
 from papers.paper import Paper
 
@@ -31,7 +30,10 @@ def _ids(experiments: list[dict]) -> list[str]:
 
 
 def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limit: int | None,
-               epochs: int | None, feedback: str | None = None, addendum: str | None = None) -> Plan:
+               epochs: int | None, feedback: str | None = None, addendum: str | None = None,
+               broker=None) -> Plan:
+    """``broker`` (sandbox.broker.Broker): fetches the paper's model and dataset, or says why not;
+    None = the catalogue only (no ledger)."""
     experiments_in = sorted(s2["experiments"], key=lambda e: RECIPE_ORDER.get(e.get("recipe") or "", 99))
     befores = [Reported.model_validate(b) for b in s1.get("before") or []]
     if not befores and (found := g.find_reported(paper, "before")) is not None:
@@ -74,14 +76,9 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
         if stated_bs > offline.max_batch_size:
             deviations.append(Deviation(what="batch size", paper=str(stated_bs), ours=str(hyper.batch_size),
                                         reason="CPU memory"))
-    ours, theirs = (re.sub(r"[^a-z0-9]", "", m.lower()) for m in (offline.encoder, paper_model))
-    if not theirs or (theirs not in ours and ours not in theirs):  # "MiniLM-L6" is all-MiniLM-L6-v2
-        deviations.append(Deviation(what="base model", paper=paper_model, ours=offline.encoder,
-                                    reason=f"offline machine: the only pre-trained encoder available locally "
-                                           f"({offline.encoder_params}, CPU-friendly)"))
-    if not re.search(r"movie|rotten|snippet|hutto", paper_dataset, re.I):
-        deviations.append(Deviation(what="dataset", paper=paper_dataset, ours=offline.dataset_about,
-                                    reason="offline machine: the only labelled sentiment data available locally"))
+    # the paper's own model and data when the asset broker can have them, else the closest local ones
+    model, data = (choose_model(broker, paper_model, offline), choose_dataset(broker, paper_dataset))
+    deviations += [c.deviation for c in (model, data) if c.deviation is not None]
     if train_limit:
         hyper.train_limit = train_limit
         deviations.append(Deviation(what="training data size", paper="full training set",
@@ -103,7 +100,7 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
     if feedback:
         notes.append(f"re-planned after reviewer feedback: {feedback[:200]}")
     the_plan = Plan(task=shared["task"]["value"][:120], paper_model=paper_model, paper_dataset=paper_dataset,
-                    model=offline.encoder, dataset=offline.dataset, causal_model=offline.decoder,
+                    model=model.name, dataset=data.name, dataset_config=data.config, causal_model=offline.decoder,
                     experiments=experiments, hyper=hyper, deviations=deviations, notes=notes,
                     source="fallback" if both_failed else "model", addendum=addendum)
     if any(e.recipe in ("sft", "dpo") for e in experiments) and "smollm" not in paper_model.lower():

@@ -20,6 +20,7 @@ class ClassificationRecipe(Recipe):
             "method": self.name,
             "model_name": plan.model,
             "dataset": plan.dataset,
+            "dataset_config": plan.dataset_config,
             "seed": h.seed,
             "epochs": h.epochs,
             "batch_size": h.batch_size,

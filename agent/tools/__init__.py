@@ -33,6 +33,8 @@ class ToolContext:
     loop: dict
     #: True when little budget is left: submit is then allowed without a passing smoke run
     nearly_spent: bool = False
+    #: the run's asset broker (sandbox.broker.Broker); None: no assets beyond the image's
+    broker: Any = None
 
 
 @dataclass
@@ -78,6 +80,6 @@ def manifest_hash(manifest: dict[str, str]) -> str:
 
 
 # the handlers register themselves
-from agent.tools import files, jobs, paper, shell, submit  # noqa: E402,F401
+from agent.tools import assets, files, jobs, paper, shell, submit  # noqa: E402,F401
 
 __all__ = ["HANDLERS", "ToolContext", "ToolResult", "manifest_hash", "run_tool"]

@@ -111,6 +111,39 @@ class Scaffold(Args):
     experiment: str = Field(description="the plan's experiment id this recipe implements")
 
 
+HUB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9_.-]{1,96})?$"
+
+
+class RequestModel(Args):
+    """Ask the host's asset broker for a model of the Hugging Face Hub (the workspace has no network).
+    When allowed, the host fetches it into a read-only cache this workspace and the reproduction
+    see; load it by the same id, e.g. AutoModel.from_pretrained("bert-base-uncased"). The answer says
+    what is available, or why not (offline, not allowed, on the paper's blacklist, too large, not found)."""
+
+    id: str = Field(pattern=HUB_ID, description="the Hub id, e.g. 'bert-base-uncased' or 'org/name'")
+    revision: str = Field("", max_length=100, description="branch, tag or commit; empty = the default branch")
+    files: list[str] = Field(default_factory=list, max_length=20,
+                             description="glob patterns of the files to fetch; empty = PyTorch weights and configs")
+
+
+class RequestDataset(Args):
+    """Ask the host's asset broker for a dataset of the Hugging Face Hub; then load it by its id,
+    e.g. datasets.load_dataset("stanfordnlp/sst2") (served offline from the read-only cache)."""
+
+    id: str = Field(pattern=HUB_ID, description="the Hub id, e.g. 'stanfordnlp/sst2'")
+    config: str = Field("", max_length=100, description="the configuration name, e.g. 'sst2' of 'nyu-mll/glue'")
+    revision: str = Field("", max_length=100, description="branch, tag or commit; empty = the default branch")
+
+
+class RequestPackages(Args):
+    """Ask the host's asset broker for Python packages (wheels, with their dependencies) into a
+    wheelhouse; then `python -m pip install NAME` in the workspace and in reproduce.sh installs them
+    with no network. Put them in requirements.txt so the reproduction installs them too."""
+
+    requirements: list[str] = Field(min_length=1, max_length=20,
+                                    description="requirement strings, e.g. ['scikit-learn==1.5.2', 'tabulate']")
+
+
 class Submit(Args):
     """Finish: the workspace as it is becomes the submission, re-run from scratch by reproduce.sh.
     Refused while jobs run, and until reproduce.sh has passed a smoke run (REPRO_SMOKE=1) since the
@@ -123,10 +156,12 @@ SPECS: dict[str, type[Args]] = {
     "bash": Bash, "start_job": StartJob, "job_status": JobStatus, "wait_job": WaitJob, "stop_job": StopJob,
     "read_file": ReadFile, "search": Search, "write_file": WriteFile, "edit_file": EditFile,
     "paper_section": PaperSection, "paper_table": PaperTable, "paper_search": PaperSearch,
-    "scaffold": Scaffold, "submit": Submit,
+    "scaffold": Scaffold, "request_model": RequestModel, "request_dataset": RequestDataset,
+    "request_packages": RequestPackages, "submit": Submit,
 }
 ToolName = Literal["bash", "start_job", "job_status", "wait_job", "stop_job", "read_file", "search", "write_file",
-                   "edit_file", "paper_section", "paper_table", "paper_search", "scaffold", "submit"]
+                   "edit_file", "paper_section", "paper_table", "paper_search", "scaffold", "request_model",
+                   "request_dataset", "request_packages", "submit"]
 #: tools that may change the workspace's files (a sync and a snapshot follow them)
 CHANGES_FILES = {"bash", "write_file", "edit_file", "scaffold", "wait_job", "job_status", "stop_job", "start_job"}
 

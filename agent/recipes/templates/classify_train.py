@@ -16,6 +16,7 @@ CONFIG = {
     "method": "lora",
     "model_name": "all-MiniLM-L6-v2",
     "dataset": "movieReviewSnippets_GroundTruth.txt",
+    "dataset_config": None,
     "seed": 42,
     "epochs": 1,
     "batch_size": 32,
@@ -73,6 +74,29 @@ def load_data(path, test_fraction, seed):
     test = [rows[i] for i in order[:n_test]]
     train = [rows[i] for i in order[n_test:]]
     return train, test
+
+
+TEXT_COLUMNS = ("sentence", "text", "review", "content", "document")
+
+
+def load_hub_data(name, config, test_fraction, seed):
+    """A Hugging Face dataset by its Hub name (served offline from the broker's cache): the
+    first text-like column and `label`; its test split (else validation, else a held-out share)."""
+    import datasets
+
+    ds = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
+    text_col = next(c for c in TEXT_COLUMNS if c in ds["train"].column_names)
+
+    def rows(split):
+        return [(t, int(y)) for t, y in zip(split[text_col], split["label"]) if int(y) >= 0]  # -1 = unlabelled
+
+    held = next((s for s in ("test", "validation") if s in ds and min(ds[s]["label"]) >= 0), None)
+    if held:
+        return rows(ds["train"]), rows(ds[held])
+    data = rows(ds["train"])
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_test = int(len(data) * test_fraction)
+    return [data[i] for i in order[n_test:]], [data[i] for i in order[:n_test]]
 
 
 def batches(data, batch_size, shuffle, seed):
@@ -158,11 +182,17 @@ def main():
         cfg["epochs"], cfg["train_limit"] = 1, min(cfg["train_limit"] or 64, 64)
     out = args.out or os.path.join("results", cfg["method"])
     os.makedirs(out, exist_ok=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # the sandbox's CPU quota (OMP_NUM_THREADS) when set: more threads than cores only wait
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, os.cpu_count() or 1))
     seed_everything(cfg["seed"])
+    # a bundled asset by file name, else the paper's own by its Hub name (the broker's offline cache)
     model_dir = os.path.join(os.environ.get("REPRO_MODELS", "/opt/repro/models"), cfg["model_name"])
+    model_dir = model_dir if os.path.isdir(model_dir) else cfg["model_name"]
     data_path = os.path.join(os.environ.get("REPRO_DATA", "/opt/repro/data"), cfg["dataset"])
-    train, test = load_data(data_path, cfg["test_fraction"], cfg["seed"])
+    if os.path.isfile(data_path):
+        train, test = load_data(data_path, cfg["test_fraction"], cfg["seed"])
+    else:
+        train, test = load_hub_data(cfg["dataset"], cfg["dataset_config"], cfg["test_fraction"], cfg["seed"])
     if cfg["train_limit"]:
         train = train[: cfg["train_limit"]]
         test = test[: max(50, cfg["train_limit"] // 4)]

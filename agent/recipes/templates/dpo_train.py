@@ -187,7 +187,8 @@ def main():
         cfg["epochs"], cfg["train_limit"] = 1, min(cfg["train_limit"] or 64, 64)
     out = args.out or os.path.join("results", cfg["method"])
     os.makedirs(out, exist_ok=True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # the sandbox's CPU quota (OMP_NUM_THREADS) when set: more threads than cores only wait
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, os.cpu_count() or 1))
     seed_everything(cfg["seed"])
     train, test = load_pairs(cfg)
     if cfg["train_limit"]:

@@ -47,7 +47,7 @@ def run(ctx, tool, **args):
 def test_docs_are_generated_from_the_specs():
     assert (ROOT / "docs" / "tools.md").read_text() == docs_markdown(), "run: python -m agent.tools.specs > docs/tools.md"
     names = [t["name"] for t in tool_schemas()]
-    assert names == list(SPECS) and len(names) == 14
+    assert names == list(SPECS) and len(names) == 17
     bash = tool_schema("bash")
     assert bash["parameters"]["properties"]["timeout"]["maximum"] == 600
     assert bash["parameters"]["required"] == ["command"] and "description" not in bash["parameters"]

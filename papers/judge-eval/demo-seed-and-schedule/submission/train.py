@@ -136,7 +136,7 @@ def main():
     lr = cfg["learning_rate"][cfg["method"]] if isinstance(cfg["learning_rate"], dict) else cfg["learning_rate"]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=cfg["weight_decay"])
     steps_total = cfg["epochs"] * ((len(train) + cfg["batch_size"] - 1) // cfg["batch_size"])
-    int(steps_total * cfg["warmup_ratio"])
+    warmup = int(steps_total * cfg["warmup_ratio"])
     sched = None
 
     ckpt_path = os.path.join(out, "checkpoint.pt")

@@ -1,0 +1,98 @@
+"""The plan's base model and dataset: the paper's own when the asset broker can have them, else
+the closest catalogue entry, with the broker's reason as the deviation's reason."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agent.context import Offline
+from agent.plan import Deviation
+from sandbox.broker import AssetRefused, catalogue
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[\w.-]{1,96})?$")
+# well-known benchmarks under the names papers give them -> (Hub id, config)
+DATASET_ALIASES = {
+    "sst2": ("stanfordnlp/sst2", None), "sst": ("stanfordnlp/sst2", None), "gluesst2": ("nyu-mll/glue", "sst2"),
+    "imdb": ("stanfordnlp/imdb", None), "rottentomatoes": ("cornell-movie-review-data/rotten_tomatoes", None),
+    "agnews": ("fancyzhx/ag_news", None), "yelppolarity": ("fancyzhx/yelp_polarity", None),
+}
+OWN_DATA = re.compile(r"movie|rotten|snippet|hutto", re.I)  # the bundled snippets are the paper's own
+
+
+@dataclass
+class Chosen:
+    name: str
+    """What the plan and the scaffolds use: a bundled name (under $REPRO_MODELS / $REPRO_DATA) or a Hub id."""
+    config: str | None = None
+    own: bool = False
+    deviation: Deviation | None = None
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", s.lower())
+
+
+def hub_ids(text: str) -> list[str]:
+    """Hub ids a paper's name for an asset can be: itself when it reads as one ("bert-base-uncased",
+    "org/name"), or its lower-case form ("BERT-base-uncased")."""
+    t = text.strip().strip("`'\"")
+    out = [x for x in dict.fromkeys([t, re.sub(r"\s+", "-", t.lower())]) if HUB_ID.match(x)]
+    return out[:2]
+
+
+def _substitute(broker, kind: str, paper_name: str, why: str) -> Chosen:
+    entry = catalogue.closest(kind, paper_name)
+    reason = f"{why}: the closest asset available locally is {entry.about}"
+    if broker is not None:
+        broker.catalogue(entry, by="plan", stands_in_for=paper_name, reason=why)
+    return Chosen(name=entry.name, own=False,
+                  deviation=Deviation(what="base model" if kind == "model" else "dataset", paper=paper_name,
+                                      ours=entry.name if kind == "model" else entry.about, reason=reason))
+
+
+def choose_model(broker, paper_model: str, offline: Offline) -> Chosen:
+    entry = catalogue.lookup("model", paper_model) or (
+        catalogue.ENTRIES[0] if _norm(offline.encoder) and (_norm(paper_model) in _norm(offline.encoder)
+                                                            and len(_norm(paper_model)) >= 6) else None)
+    if entry is not None and entry.role == "encoder":  # the bundled encoder is the paper's own
+        if broker is not None:
+            broker.catalogue(entry, by="plan")
+        return Chosen(name=entry.name, own=True)
+    if catalogue.closest("model", paper_model).role == "causal-lm":  # the sft/dpo recipes keep SmolLM2
+        return _substitute(broker, "model", paper_model, "a decoder-only model: the classification scaffolds "
+                                                         "need an encoder")
+    return _fetch(broker, "model", paper_model, hub_ids(paper_model))
+
+
+def choose_dataset(broker, paper_dataset: str) -> Chosen:
+    entry = catalogue.lookup("dataset", paper_dataset)
+    if entry is not None or OWN_DATA.search(paper_dataset or ""):
+        entry = entry or catalogue.ENTRIES[2]
+        if broker is not None:
+            broker.catalogue(entry, by="plan")
+        return Chosen(name=entry.name, own=True)
+    alias = DATASET_ALIASES.get(_norm(paper_dataset))
+    if alias:
+        return _fetch(broker, "dataset", paper_dataset, [alias[0]], alias[1])
+    return _fetch(broker, "dataset", paper_dataset, hub_ids(paper_dataset))
+
+
+def _fetch(broker, kind: str, paper_name: str, ids: list[str], config: str | None = None) -> Chosen:
+    if broker is None:
+        return _substitute(None, kind, paper_name, "offline machine")
+    if not ids:
+        return _substitute(broker, kind, paper_name, f"the paper names no Hub id for its {kind} "
+                                                     f"({paper_name!r}); the agent may still request one")
+    reasons = []
+    for rid in ids:
+        try:
+            if kind == "model":
+                broker.request_model(rid, by="plan")
+            else:
+                broker.request_dataset(rid, config=config, by="plan")
+            return Chosen(name=rid, config=config, own=True)
+        except AssetRefused as exc:
+            reasons.append(exc.reason)
+            if exc.code in ("offline", "unreachable", "not_allowed"):
+                break  # the next spelling would meet the same answer
+    return _substitute(broker, kind, paper_name, reasons[-1])
