@@ -135,6 +135,7 @@ def run(
     seed: int = typer.Option(42, help="REPRO_SEED of the reproduction run"),
     seeds: int = typer.Option(1, help="re-run reproduce.sh with this many seeds (seed, seed+1, ...): means with "
                                       "95% intervals and a verdict per claim"),
+    gpu: str = typer.Option("auto", help="auto: sandboxes get the NVIDIA GPU when Docker can hand it over | off"),
     assets: Optional[str] = typer.Option(None, help="the paper's own models, data and packages: online (fetched "
                                                     "by the host's broker) | offline (cache and catalogue only) | "
                                                     "auto (online when the Hub answers; default, or $REPRO_ASSETS)"),
@@ -142,6 +143,8 @@ def run(
     """Replicate a paper: ingest → plan → the coding agent's tool loop → reproduce → grade → report."""
     if guide not in ("auto", "on", "off"):
         raise typer.BadParameter("--guide must be auto, on or off")
+    if gpu not in ("auto", "off"):
+        raise typer.BadParameter("--gpu must be auto or off")
     if assets is not None and assets not in ("auto", "online", "offline"):
         raise typer.BadParameter("--assets must be auto, online or offline")
     if resume:
@@ -162,7 +165,7 @@ def run(
                         train_limit=train_limit, epochs=epochs,
                         budgets=Budgets(max_model_tokens=max_tokens, max_wall_s=max_wall, max_dollars=max_dollars,
                                         max_sandbox_s=max_sandbox, max_steps=max_steps, max_agent_s=max_agent_time),
-                        review=review, guide=guide, seed=seed, seeds=seeds,
+                        review=review, guide=guide, seed=seed, seeds=seeds, gpu=gpu,
                         **({"assets": assets} if assets else {}))
     _preflight_or_exit(cfg, resume=bool(resume))
     console.print(f"run [bold]{cfg.run_id}[/] → {cfg.run_dir}")
@@ -257,7 +260,7 @@ def demo(runs_dir: Path = typer.Option(Path("runs")), train_limit: Optional[int]
     run(paper=DEMO_PAPER, rubric=None, model=None, base_url=None, judge_model=None, judge_base_url=None,
         password=None, sandbox="docker", train_limit=train_limit, epochs=None, max_tokens=2_000_000,
         max_wall=4 * 3600, runs_dir=runs_dir, resume=None, review=False, max_dollars=None, max_sandbox=3 * 3600,
-        max_steps=max_steps, max_agent_time=2 * 3600, guide="auto", seed=42, seeds=seeds,
+        max_steps=max_steps, max_agent_time=2 * 3600, guide="auto", seed=42, seeds=seeds, gpu="auto",
         assets="offline")  # the demo's assets ship with the project: nothing to ask a network for
 
 

@@ -24,6 +24,7 @@ from graders.files import write_atomic, write_json
 from graders.contract import IGNORED_DIRS, MAX_SUBMISSION_FILE
 from sandbox import SandboxError
 from sandbox.policy import SandboxPolicy
+from sandbox.broker.hub import DATASETS_LINK
 
 RUNNER = (Path(__file__).with_name("workspace_runner.py")).read_text()
 SENTINEL = "@@REPRO@@"
@@ -72,7 +73,13 @@ class Workspace:
         ws = cls(sb, run_dir)
         if not getattr(sb, "attached", False) and ws.host.is_dir() and any(ws.host.iterdir()):
             sb.copy_in(ws.host)  # a fresh sandbox after a crash that took the old one: the files come back
+        ws.link_datasets()
         return ws
+
+    def link_datasets(self) -> None:
+        """Mirror the asset broker's prepared datasets into this sandbox's writable datasets cache
+        (at open, and after each dataset the broker grants)."""
+        self.sb.exec(["bash", "-c", DATASETS_LINK], timeout=60)
 
     def close(self) -> None:
         self.sb.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from graders.contract import SEED_ENV, START_MARKER, read_results
+from sandbox.broker.hub import DATASETS_LINK
 
 LOG_NAME = "reproduce.log"
 MARKER_NAME = START_MARKER
@@ -75,7 +76,9 @@ def reproduce(
         progress("reproduce.sh started in a fresh sandbox")
         t0 = time.monotonic()
         env = {SEED_ENV: str(seed)} if seed is not None else None
-        res = sb.exec(["bash", "-c", f"set -o pipefail; bash reproduce.sh 2>&1 | tee {LOG_NAME}"],
+        # the asset broker's prepared datasets, mirrored into this container's writable cache first
+        res = sb.exec(["bash", "-c", f"({DATASETS_LINK}) >/dev/null 2>&1; set -o pipefail; "
+                                     f"bash reproduce.sh 2>&1 | tee {LOG_NAME}"],
                       timeout=timeout, cwd=sb.workdir, env=env)
         duration = time.monotonic() - t0
         Path(out_dir).parent.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,17 @@ Each repo has one revision: `main`, which resolves to a deterministic 40-hex com
 (`hub.commit(repo_type, repo_id)`); the commit sha itself is also accepted as a revision. Files are read
 when the hub starts (`hub.refresh()` re-reads them).
 
-Usage in a test (the client reads HF_ENDPOINT at import time, so either pass `endpoint=hub.url` to every
-call, or - simplest and closest to production - run the downloading code in a subprocess with
-`env={**os.environ, **hub.env()}`):
+Usage in a test. huggingface_hub and datasets read HF_ENDPOINT at import time, so either pass
+`endpoint=hub.url` (HfApi, HfFileSystem, hf_hub_download, snapshot_download; token=False keeps a
+machine's saved token out), or - what transformers/datasets need, and closest to production - run the
+downloading code in a subprocess with `env={**os.environ, **hub.env(), "HF_HOME": str(tmp_path)}`.
+pytest runs with --import-mode=importlib and tests/ is no package, so load this file by path, as
+tests/conftest.py does for fixtures/graders/doubles.py (no sys.modules entry needed):
 
-    from tests.fakehub import FakeHub, build_tiny_repos   # or import via sys.path / importlib
+    spec = importlib.util.spec_from_file_location("fakehub", Path(__file__).parent / "fakehub.py")
+    fakehub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fakehub)
+    FakeHub, build_tiny_repos = fakehub.FakeHub, fakehub.build_tiny_repos
 
     @pytest.fixture(scope="session")
     def tiny_repos(tmp_path_factory):
@@ -40,7 +46,7 @@ call, or - simplest and closest to production - run the downloading code in a su
 
     def test_download(fake_hub, tmp_path):
         from huggingface_hub import snapshot_download
-        p = snapshot_download("org/tiny-bert", cache_dir=tmp_path, endpoint=fake_hub.url)
+        p = snapshot_download("org/tiny-bert", cache_dir=tmp_path, endpoint=fake_hub.url, token=False)
         assert fake_hub.count("GET", "/resolve/") >= 1
 
 Failure injection:
@@ -64,28 +70,30 @@ assets in the layouts the Hub holds them in (save_pretrained output; parquet und
 YAML declares `configs:` and `dataset_info.features`). They need torch + transformers (model) and pyarrow
 (dataset); both are imported lazily.
 """
-from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import re
 import socket
 import threading
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
+    "LABEL_NAMES",
     "FakeHub",
     "RequestRecord",
     "build_sentiment_dataset",
     "build_tiny_bert",
     "build_tiny_repos",
     "sentiment_rows",
+    "sentiment_vocab",
 ]
 
 REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
@@ -143,7 +151,7 @@ class _Repo:
     sha: str
 
     @classmethod
-    def load(cls, repo_type: str, repo_id: str, root: Path) -> "_Repo":
+    def load(cls, repo_type: str, repo_id: str, root: Path) -> Self:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"repo dir for {repo_type}:{repo_id} not found: {root}")
@@ -266,7 +274,7 @@ class FakeHub:
         self._repo_dirs[(repo_type, repo_id)] = Path(root)
         self.refresh()
 
-    def start(self) -> "FakeHub":
+    def start(self) -> Self:
         if self._server is not None:
             return self
         hub = self
@@ -290,7 +298,7 @@ class FakeHub:
         self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -405,7 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeHub/1.0"
     timeout = 10  # idle keep-alive connections end after this
 
-    def log_message(self, format, *args):  # noqa: A002 - silence stderr access log
+    def log_message(self, format, *args):
         pass
 
     # -- plumbing
@@ -487,13 +495,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self._dispatch()
 
-    def do_HEAD(self):  # noqa: N802
+    def do_HEAD(self):
         self._dispatch()
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self._post_body = self.rfile.read(length) if length else b""
         self._dispatch()
@@ -504,9 +512,9 @@ class _Handler(BaseHTTPRequestHandler):
         repos = self.fake_hub._repos
         best: tuple[_Repo | None, str] = (None, rest)
         for (t, rid), repo in repos.items():
-            if t == repo_type and (rest == rid or rest.startswith(rid + "/")):
-                if best[0] is None or len(rid) > len(best[0].repo_id):
-                    best = (repo, rest[len(rid):].lstrip("/"))
+            longer = best[0] is None or len(rid) > len(best[0].repo_id)
+            if t == repo_type and (rest == rid or rest.startswith(rid + "/")) and longer:
+                best = (repo, rest[len(rid):].lstrip("/"))
         return best
 
     def _check_revision(self, repo: _Repo, revision: str) -> bool:
@@ -783,7 +791,11 @@ def build_tiny_bert(dest: Path | str, *, vocab_words: Iterable[str] | None = Non
     import tempfile
 
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -839,3 +851,18 @@ if __name__ == "__main__":  # manual smoke: python tests/fakehub.py /tmp/repos  
         print(hub.url, flush=True)
         while True:
             time.sleep(3600)
+
+
+def build_wheel(dest: Path, name: str = "reprotiny", version: str = "0.1") -> Path:
+    """A pure-Python wheel made here (no index involved): `import reprotiny` answers 42."""
+    dest.mkdir(parents=True, exist_ok=True)
+    whl = dest / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "ANSWER = 42\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: repro-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(f"{p},,\n" for p in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(whl, "w") as z:
+        for p, text in {**files, f"{info}/RECORD": record}.items():
+            z.writestr(p, text)
+    return whl

@@ -52,7 +52,9 @@ def request_dataset(a: RequestDataset, ctx: ToolContext) -> ToolResult:
     if ctx.broker is None:
         return _no_broker()
     try:
-        return _granted(ctx.broker.request_dataset(a.id, a.config or None, a.revision or None))
+        granted = _granted(ctx.broker.request_dataset(a.id, a.config or None, a.revision or None))
+        ctx.ws.link_datasets()  # visible to load_dataset in this workspace from the next command on
+        return granted
     except AssetRefused as exc:
         return _refused("dataset", a.id, exc)
 

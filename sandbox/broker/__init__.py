@@ -42,7 +42,7 @@ def default_root() -> Path:
 def sandbox_env(base: str = SANDBOX_ROOT, tmp: str = "/tmp") -> dict[str, str]:
     """The environment code in a sandbox gets: the Hub cache read-only and offline, writable
     caches in /tmp, pip on the wheelhouse with no index (installs go to a per-container user site)."""
-    return {"HF_HUB_CACHE": f"{base}/hf/hub", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+    return {"HF_HUB_CACHE": f"{base}/hf/hub", "HF_DATASETS_PREPARED": f"{base}/hf/datasets", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "HF_HOME": f"{tmp}/hf", "HF_DATASETS_CACHE": f"{tmp}/hf/datasets",
             "HF_HUB_DISABLE_TELEMETRY": "1", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{base}/wheels",
             "PIP_USER": "1", "PYTHONUSERBASE": f"{tmp}/pydeps", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
@@ -85,8 +85,7 @@ class Broker:
 
     def request_dataset(self, repo_id: str, config: str | None = None, revision: str | None = None,
                         *, by: str = "agent") -> AssetRecord:
-        rec = self._hub("dataset", repo_id, revision, None, by, config=config)
-        return rec
+        return self._hub("dataset", repo_id, revision, None, by, config=config)
 
     def request_packages(self, requirements: list[str], *, by: str = "agent") -> AssetRecord:
         ident = " ".join(sorted(r.strip() for r in requirements))
@@ -117,7 +116,7 @@ class Broker:
         entry = catalogue.lookup(kind, repo_id)
         if entry is not None and revision is None and not patterns:  # shipped offline: no fetch needed
             return self.catalogue(entry, by=by)
-        key = record_key(kind, repo_id, revision, "|".join(patterns or []) or None)
+        key = record_key(kind, repo_id, revision, "|".join(patterns or []) or config or None)
         try:
             if (why := self.rules.blacklist_refusal(kind, repo_id)) is not None:
                 raise AssetRefused("blacklisted", why)  # even when cached: the paper forbids it
@@ -125,13 +124,12 @@ class Broker:
             if rec is None:
                 self._need_online(kind, repo_id)
                 rec = hub.fetch(kind, repo_id, revision=revision, patterns=patterns, root=self.root, rules=self.rules,
-                                used_bytes=self.used_bytes(), endpoint=self.endpoint, token=hub.token_from_env())
+                                used_bytes=self.used_bytes(), endpoint=self.endpoint, token=hub.token_from_env(),
+                                config=config)
                 self.store.put(key, rec)
         except AssetRefused as exc:
             self._log({"refused": {"kind": kind, "id": repo_id, "code": exc.code, "reason": exc.reason, "by": by}})
             raise
-        if config:
-            rec = rec.model_copy(update={"config": config, "how": f'datasets.load_dataset("{repo_id}", "{config}")'})
         self._log({"granted": rec.summary(), "by": by})
         return rec
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sandbox.broker.records import AssetRecord, FileEntry, sha256_file
@@ -74,8 +76,43 @@ def _translate(exc: Exception, kind: str, repo_id: str, endpoint: str) -> AssetR
                                        f"({type(exc).__name__}: {str(exc)[:160]})")
 
 
+# Run on the host, in a child process: `datasets` reads HF_ENDPOINT when it is imported. Offline,
+# datasets (5.x) loads only its own prepared arrow cache, never a Hub snapshot's parquet files,
+# so the broker prepares exactly the configuration asked for (two prepared configurations make a
+# config-less load ambiguous). revision=<commit> and no download counts: no side requests.
+_PREPARE = """
+import sys, datasets
+repo, config, sha, cache = sys.argv[1:5]
+ds = datasets.load_dataset(repo, config or None, revision=sha, cache_dir=cache)
+print({k: len(v) for k, v in ds.items()})
+"""
+# Sandbox side: datasets takes lock files beside its cache and writes map() caches into it, so the
+# read-only prepared cache is mirrored, one symlink per file, into a writable one in /tmp.
+DATASETS_LINK = ('[ -d "$HF_DATASETS_PREPARED" ] && cd "$HF_DATASETS_PREPARED" && for d in */*/*/*; do '
+                 '[ -d "$d" ] || continue; mkdir -p "$HF_DATASETS_CACHE/$d" && for f in "$d"/*; do [ -f "$f" ] && '
+                 'ln -sfn "$HF_DATASETS_PREPARED/$f" "$HF_DATASETS_CACHE/$f"; done; done; true')
+
+
+def prepare_dataset(repo_id: str, config: str | None, sha: str, root: Path, endpoint: str,
+                    token: str | None) -> str:
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(root / "hf"), "HF_HUB_CACHE": str(root / "hf" / "hub"),
+           "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+           "HF_DATASETS_OFFLINE": "0", "HF_HUB_OFFLINE": "0"}
+    env.pop("HF_TOKEN", None)
+    if token:
+        env["HF_TOKEN"] = token  # this host process only
+    proc = subprocess.run([sys.executable, "-c", _PREPARE, repo_id, config or "", sha, str(root / "hf" / "datasets")],
+                          env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise AssetRefused("unusable", f"dataset {repo_id}{' (' + config + ')' if config else ''} was downloaded but "
+                                       f"`datasets` cannot load it: {last}")
+    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
 def fetch(kind: str, repo_id: str, *, revision: str | None, patterns: list[str] | None, root: Path,
-          rules: AssetRules, used_bytes: int, endpoint: str, token: str | None) -> AssetRecord:
+          rules: AssetRules, used_bytes: int, endpoint: str, token: str | None,
+          config: str | None = None) -> AssetRecord:
     """Fetch one model or dataset repo into the shared cache and verify it; raise AssetRefused."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import disable_progress_bars
@@ -119,11 +156,16 @@ def fetch(kind: str, repo_id: str, *, revision: str | None, patterns: list[str] 
             raise AssetRefused("corrupt", f"{kind} {repo_id}: {s.rfilename} has sha256 {digest[:12]}…, the Hub "
                                           f"says {want[:12]}…; fetch refused")
         files[s.rfilename] = FileEntry(size=path.stat().st_size, sha256=digest)
-    load = (f'AutoModel.from_pretrained("{repo_id}"' + (f', revision="{revision}"' if revision else "") + ")"
-            if kind == "model" else f'datasets.load_dataset("{repo_id}")')
+    if kind == "model":
+        load = f'AutoModel.from_pretrained("{repo_id}"' + (f', revision="{revision}"' if revision else "") + ")"
+        where = f"{SANDBOX_HUB}/models--{repo_id.replace('/', '--')}/snapshots/{info.sha}"
+    else:
+        splits = prepare_dataset(repo_id, config, info.sha, root, endpoint, token)
+        load = f'datasets.load_dataset("{repo_id}"' + (f', "{config}"' if config else "") + ")" + \
+            (f"  # splits {splits}" if splits else "")
+        where = f"{ASSET_MOUNT_POINT}/hf/datasets (prepared; mirrored into $HF_DATASETS_CACHE)"
     return AssetRecord(kind=kind, id=repo_id, source=endpoint, revision=info.sha, requested=revision,
-                       licence=_licence(info), files=files, how=load,
-                       sandbox_path=f"{SANDBOX_HUB}/{kind}s--{repo_id.replace('/', '--')}/snapshots/{info.sha}")
+                       config=config, licence=_licence(info), files=files, how=load, sandbox_path=where)
 
 
 def answers(endpoint: str, timeout: float = 3.0) -> bool:
