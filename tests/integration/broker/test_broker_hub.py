@@ -142,3 +142,17 @@ def test_a_sandbox_without_network_loads_them_by_hub_name_read_only(fake_hub, hu
         w = sb.exec("touch /opt/repro/broker/hf/x 2>&1; echo rc=$?", timeout=30)
         assert "Read-only file system" in w.stdout and "rc=1" in w.stdout
     assert not (b.root / "hf" / "x").exists()
+
+
+def test_an_unreachable_hub_falls_back_to_the_catalogue_with_a_deviation(tmp_path):
+    from agent.context import Offline
+    from agent.planning.assets import choose_dataset, choose_model
+
+    b = Broker(tmp_path / "cache", "online", AssetRules(sources=("http://127.0.0.1:9",)),
+               ledger=tmp_path / "assets.json", endpoint="http://127.0.0.1:9", mode_reason="test")  # nothing listens
+    model, data = choose_model(b, "bert-base-uncased", Offline()), choose_dataset(b, "SST-2")
+    assert (model.name, data.name) == ("all-MiniLM-L6-v2", "movieReviewSnippets_GroundTruth.txt")
+    assert "did not answer" in model.deviation.reason and "did not answer" in data.deviation.reason
+    rows = assets_used(tmp_path / "assets.json")
+    assert {r["stands_in_for"] for r in rows["assets"]} == {"bert-base-uncased", "SST-2"}
+    assert {x["code"] for x in rows["refused"]} == {"unreachable"}
