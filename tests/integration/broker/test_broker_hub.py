@@ -132,12 +132,12 @@ def test_a_sandbox_without_network_loads_them_by_hub_name_read_only(fake_hub, hu
     b.request_packages(["reprotiny"])
     with DockerSandbox(SandboxPolicy(asset_mount=str(b.root)), run_id="itest-broker", role="reproduce") as sb:
         assert sb.container.attrs["HostConfig"]["NetworkMode"] == "none"
-        assert sb.exec(["bash", "-c", DATASETS_LINK], timeout=60).exit_code == 0
+        assert sb.exec(["bash", "-c", DATASETS_LINK], timeout=60).returncode == 0
         pip = sb.exec("python -m pip install --quiet reprotiny", timeout=300)
-        assert pip.exit_code == 0, pip.stderr
+        assert pip.returncode == 0, pip.stderr
         sb.write_file("load.py", LOAD)
         r = sb.exec(["python", "load.py"], timeout=600)
-        assert r.exit_code == 0, r.stderr[-2000:]
+        assert r.returncode == 0, r.stderr[-2000:]
         assert "logits (4, 2)" in r.stdout and "mapped" in r.stdout and "pkg 42" in r.stdout
         w = sb.exec("touch /opt/repro/broker/hf/x 2>&1; echo rc=$?", timeout=30)
         assert "Read-only file system" in w.stdout and "rc=1" in w.stdout

@@ -78,7 +78,7 @@ def test_a_run_replicates_on_the_papers_own_hub_assets(fake_hub, tmp_path, docke
     assert (plan["model"], plan["dataset"]) == ("org/tiny-bert", "org/tiny-sst2")
     assert not [d for d in plan["deviations"] if d["what"] in ("base model", "dataset")], plan["deviations"]
     train = (run / "submission" / "train.py").read_text()
-    assert '"model_name": "org/tiny-bert"' in train and '"dataset": "org/tiny-sst2"' in train
+    assert "'model_name': 'org/tiny-bert'" in train and "'dataset': 'org/tiny-sst2'" in train
     metrics = json.loads((run / "reproduction" / "results" / "head" / "metrics.json").read_text())
     assert 0.0 <= metrics["metrics"]["accuracy"] <= 1.0 and metrics["n_test"] > 0 and metrics["n_train"] > 0
     report = json.loads((run / "report.json").read_text())

@@ -158,7 +158,7 @@ def test_eval_kill_resume_and_leaderboard(eval_setup):
     assert listeners, "no listening socket of the local Ray instance was seen"
     # while runs were in flight the driver said where each one was (its step, for how long)
     progress = [ln for ln in (root / "driver1.log").read_text().splitlines() if ln.strip().startswith("…")]
-    assert progress and all(re.search(r"\(\d+ s in this step, \d+ s in all\)|starting", ln) for ln in progress)
+    assert progress and all(re.search(r"\((\d+ min )?\d+ s in this step, (\d+ min )?\d+ s in all\)|starting", ln) for ln in progress)
     assert any(re.search(r": (ingest|plan|code|reproduce|grade|report)\b", ln) for ln in progress), progress[:5]
     assert {ip for _, ip in listeners} <= LOOPBACK, f"Ray listens beyond loopback: {listeners}"
     before = _finished(out)

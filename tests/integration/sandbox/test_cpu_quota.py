@@ -17,5 +17,5 @@ def test_the_quota_sets_thread_counts_and_the_callers_env_wins(docker_image, run
         r = sb.exec("echo $OMP_NUM_THREADS $MKL_NUM_THREADS", timeout=30)
         assert r.stdout.split() == ["1", "1"]
         r = sb.exec("python -c 'import torch; print(torch.get_num_threads())'", timeout=120)
-        assert r.exit_code == 0 and r.stdout.strip() == "1", r.stderr
+        assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
         assert sb.exec("echo $OMP_NUM_THREADS", timeout=30, env={"OMP_NUM_THREADS": "3"}).stdout.strip() == "3"

@@ -56,8 +56,9 @@ PLAN_RULES, JUDGE_RULE = (0, 1), 2 + len(LOOP_RULES)  # rule indexes in script()
 
 
 def script(calls_log: Path | None = None, **extra) -> dict:
-    rules = [{"match": STAGE1, "reply": CLAIMS_ANSWER}, {"match": STAGE2, "reply": SETTINGS_ANSWER},
-             *LOOP_RULES, {"match": "", "verdicts": 1}]
+    # a deep copy: callers adapt a session (a slow smoke job, ...) without touching the next test's
+    rules = json.loads(json.dumps([{"match": STAGE1, "reply": CLAIMS_ANSWER}, {"match": STAGE2, "reply": SETTINGS_ANSWER},
+                                   *LOOP_RULES, {"match": "", "verdicts": 1}]))
     return {"name": "scripted", "rules": rules, **({"calls_log": str(calls_log)} if calls_log else {}), **extra}
 
 
