@@ -35,7 +35,9 @@ def eval_cmd(
     try:
         configs = load_eval_configs(list(config)) if config else [default_config()]
         summary = run_eval(papers_dir, configs, seeds=seeds, out=out, parallel=parallel, ray_address=ray,
-                           retry_failed=retry_failed, echo=lambda line: console.print(line, markup=False),
+                           retry_failed=retry_failed,
+                           # soft_wrap: a progress line stays one line in a log file, however long
+                           echo=lambda line: console.print(line, markup=False, soft_wrap=True),
                            progress_every=progress_every)
     except (EvalConfigError, PaperSetError, EvalBusy, EvalExecutionError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
