@@ -126,7 +126,7 @@ def main() -> int:
               f"busy: no parallelism can beat {1 / busy1:.2f}x on these runs)")
         print(f"Ray overhead vs process pool (ray p2 / pool p2, {a.rounds * a.runs} runs each): {overhead:.2f}x   "
               f"goal <= 1.1x   {'OK' if overhead <= 1.1 else 'MISSED'}")
-        cold_r, cold_p = sum(p2.values()), sum(pool.values())
+        cold_r, cold_p = (sum(t[k] for k in ("start", "warm", "runs")) for t in (p2, pool))
         print(f"cold, incl. start-up and first imports (ray p2 / pool p2): {cold_r:.2f} s / {cold_p:.2f} s "
               f"= {cold_r / cold_p:.2f}x")
         print(f"load average {os.getloadavg()[0]:.2f} at end (a shared machine: other load skews every number)")
