@@ -13,6 +13,7 @@ METHOD_LABELS = {
     "qlora": "QLoRA (4-bit base + LoRA)",
     "sft": "Causal-LM fine-tuning (self-supervised)",
     "dpo": "Preference tuning (DPO)",
+    "rlhf": "RLHF: reward model + online RL (GRPO)",
 }
 
 

@@ -135,7 +135,7 @@ def read_results(root: Path, start_time: float | None) -> tuple[dict[str, dict],
             continue
         extra = dict(r.model_extra or {})
         info = {k: extra[k] for k in ("trainable_params", "total_params", "train_seconds", "n_train", "n_test",
-                                      "device", "seed", "deviations") if k in extra}
+                                      "device", "seed", "deviations", "samples") if k in extra}
         results[path.parent.name] = {"metrics": r.metrics, "before": r.before, "curves": r.curves, "file": rel,
                                      "info": info}
     return results, ignored

@@ -210,10 +210,15 @@ def render_markdown(data: dict) -> str:
         src = f"`{got['file']}:{got.get('line') or ''}` ({got.get('key')})" if got else "not reproduced"
         lines.append(f"| {c['experiment']} | {c['metric']} | {rep.get('text', '—')} | {_fmt(got.get('display'), 2)} | "
                      f"{_fmt(c.get('delta'), 2)} | {prov} | {src} |")
-    lines += ["", "## Before and after fine-tuning", "", "| method | before | after | trainable / total params |", "|---|---|---|---|"]
+    lines += ["", "## Before and after fine-tuning", "", "| method | metric | before | after | trainable / total params |",
+              "|---|---|---|---|---|"]
     for b in data.get("before_after", []):
-        lines.append(f"| {b['method']} | {_fmt(b['before'])} | {_fmt(b['after'])} | "
+        lines.append(f"| {b['method']} | {b.get('metric') or '—'} | {_fmt(b['before'])} | {_fmt(b['after'])} | "
                      f"{b.get('trainable_params') or '—'} / {b.get('total_params') or '—'} |")
+    for b in [b for b in data.get("before_after", []) if b.get("samples")][:4]:
+        lines += ["", f"Sample generations, {b['method']}:", ""]
+        for when in ("before", "after"):
+            lines += [f"- {when}: {' / '.join(str(t)[:160] for t in (b['samples'].get(when) or [])[:3])}"]
     if data.get("claims"):
         lines += ["", f"## Claims across seeds (REPRO_SEED = {', '.join(map(str, data.get('seeds') or []))})", "",
                   "| claim | mean ± 95% | seeds | verdict | why |", "|---|---|---|---|---|"]

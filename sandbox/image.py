@@ -58,6 +58,7 @@ SANDBOX_DISTS: tuple[str, ...] = (
     "gguf",  # transformers' gguf_file= loading (causal-LM / DPO recipes on SmolLM2)
     "datasets",  # load_dataset("org/name") from the asset broker's read-only cache
     "pip",  # installs from the broker's wheelhouse (no index, no network)
+    "trl",  # the rlhf recipe: RewardTrainer and GRPOTrainer
 )
 PY_PREFIX = "/opt/python"
 SANDBOX_UID = 1000

@@ -60,12 +60,13 @@ def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
         if befores and not before_done:  # the paper's 'before' row, compared once (each of its columns)
             rows[:0] = [_row(exp, b, r, "before", "Before fine-tuning") for b in befores]
             before_done = r is not None
-        if r and r.get("before"):
-            name = next(iter(r["metrics"]))
-            before_after.append({"method": exp["name"], "before": r["before"].get(name), "after": r["metrics"][name],
-                                 "trainable_params": r["info"].get("trainable_params"),
+        # every metric measured both before and after (RLHF: the reward and the KL to the start)
+        for name in [m for m in (r or {}).get("metrics", {}) if m in ((r or {}).get("before") or {})]:
+            before_after.append({"method": exp["name"], "metric": name, "before": r["before"][name],
+                                 "after": r["metrics"][name], "trainable_params": r["info"].get("trainable_params"),
                                  "total_params": r["info"].get("total_params"),
-                                 "train_seconds": r["info"].get("train_seconds")})
+                                 "train_seconds": r["info"].get("train_seconds"),
+                                 "samples": r["info"].get("samples")})
     return rows, before_after
 
 

@@ -10,7 +10,7 @@ from agent.recipes import get_recipe, registry
 from papers.paper import Paper
 
 # cheapest first: a failure shows early (experiments without a recipe come last)
-RECIPE_ORDER = {"head": 0, "lora": 1, "qlora": 2, "full": 3, "sft": 4, "dpo": 5}
+RECIPE_ORDER = {"head": 0, "lora": 1, "qlora": 2, "full": 3, "sft": 4, "dpo": 5, "rlhf": 6}
 
 
 def _ids(experiments: list[dict]) -> list[str]:
@@ -103,7 +103,7 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
                     model=model.name, dataset=data.name, dataset_config=data.config, causal_model=offline.decoder,
                     experiments=experiments, hyper=hyper, deviations=deviations, notes=notes,
                     source="fallback" if both_failed else "model", addendum=addendum)
-    if any(e.recipe in ("sft", "dpo") for e in experiments) and "smollm" not in paper_model.lower():
+    if any(e.recipe in ("sft", "dpo", "rlhf") for e in experiments) and "smollm" not in paper_model.lower():
         the_plan.deviations.append(Deviation(
             what="base model (causal LM)", paper=paper_model, ours="SmolLM2-135M-Instruct (GGUF, de-quantised)",
             reason="offline machine: the only local decoder model"))

@@ -16,6 +16,8 @@ MAX_EXPERIMENTS = 8
 
 # Evidence that a paper uses a recipe's method: it must say so in its own words.
 RECIPE_PATTERNS = {
+    "rlhf": re.compile(r"\bRLHF\b|reinforcement learning from human feedback|\breward model|\bPPO\b|\bGRPO\b|"
+                      r"proximal policy optim", re.I),
     "qlora": re.compile(r"\bQLoRA\b|4-bit (NF4|quanti)", re.I),
     "sft": re.compile(r"causal[- ]LM|language[- ]model(ing)? fine-?tun|next[- ]token|self-supervised fine-?tun|"
                       r"supervised fine-?tuning \(SFT\)|\bSFT\b", re.I),
@@ -27,6 +29,7 @@ RECIPE_PATTERNS = {
 }
 # The same recipes named in a results row (short labels: "LoRA (r = 8)", "FT", "head only").
 ROW_PATTERNS = {
+    "rlhf": re.compile(r"\bRLHF\b|\bGRPO\b|\bPPO\b|after RL\b", re.I),
     "qlora": re.compile(r"qlora", re.I),
     "sft": re.compile(r"\bSFT\b|causal|language model", re.I),
     "dpo": re.compile(r"\bDPO\b|preference", re.I),
@@ -37,7 +40,8 @@ ROW_PATTERNS = {
 BEFORE = re.compile(r"before|no fine-?tun|zero-?shot|untuned|random|pre-?trained only", re.I)
 SCORE = re.compile(r"acc|error|\bf1\b|score|perplex|win rate|reward|bleu|rouge|\bem\b|matthews|corr|mnli|sst|"
                    r"glue|squad|qnli|qqp|rte|mrpc|cola|sts", re.I)
-METRIC_WORDS = [("error", re.compile(r"error", re.I)), ("f1", re.compile(r"\bf1\b", re.I)),
+METRIC_WORDS = [("mean reward", re.compile(r"mean reward|\breward\b(?! acc)", re.I)),
+                ("error", re.compile(r"error", re.I)), ("f1", re.compile(r"\bf1\b", re.I)),
                 ("perplexity", re.compile(r"perplex", re.I)), ("accuracy", re.compile(r"acc", re.I))]
 # a column that names a method rather than a measurement (tables with datasets as rows)
 METHODISH = re.compile(r"adapter|fine-?tun|\bFT\b|lora|baseline|head|prob|frozen|prompt|prefix|bitfit|distil|"

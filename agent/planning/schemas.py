@@ -1,7 +1,7 @@
 """JSON schemas of the planning stages (what a constrained model may answer)."""
 from __future__ import annotations
 
-METRICS = ("accuracy", "error rate", "f1", "perplexity", "reward accuracy", "bleu", "other")
+METRICS = ("accuracy", "error rate", "f1", "perplexity", "reward accuracy", "mean reward", "bleu", "other")
 
 
 def claims_schema(ids: list[str], recipes: list[str]) -> dict:

@@ -29,6 +29,16 @@ def template_text(name: str) -> str:
     return resources.files("agent.recipes").joinpath(f"templates/{name}").read_text()
 
 
+def template_config(name: str) -> dict:
+    """A template's own CONFIG block (its tested defaults), read without running the template."""
+    import ast
+
+    m = _CONFIG_RE.search(template_text(name))
+    if m is None:
+        raise ValueError(f"template {name} has no REPRO-CONFIG block")
+    return ast.literal_eval(m.group(1).split("=", 1)[1].strip())
+
+
 def fill_config(source: str, config: dict) -> str:
     """Replace the template's CONFIG block; everything else stays the tested code."""
     block = "CONFIG = " + pprint.pformat(config, sort_dicts=False, width=100) + "\n"

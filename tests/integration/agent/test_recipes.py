@@ -34,11 +34,11 @@ def _metrics(tmp_path, method):
 
 def test_registry_has_every_method_one_module_each():
     reg = registry()
-    assert set(reg) >= {"full", "head", "lora", "qlora", "sft", "dpo"}
+    assert set(reg) >= {"full", "head", "lora", "qlora", "sft", "dpo", "rlhf"}
     modules = {type(r).__module__ for r in reg.values()}
     assert len(modules) == len(reg)  # one module per method (peft style)
     with pytest.raises(KeyError, match="known"):
-        get_recipe("rlhf")
+        get_recipe("no-such-recipe")
 
 
 def test_classification_family_trains_all_four_methods(tmp_path, recipe_env):
@@ -128,6 +128,26 @@ def test_dpo_from_preference_pairs(tmp_path, recipe_env):
     assert loss[0][1] == pytest.approx(math.log(2), abs=1e-3)
     assert loss[-1][1] < loss[0][1]  # the implicit reward margin grows
     assert margin[-1][1] > 0
+
+
+def test_rlhf_smoke_run_has_every_part(tmp_path, recipe_env):
+    """The RLHF script's every code path, small (REPRO_SMOKE=1, the tiny causal LM): a reward model
+    (MiniLM + TRL's RewardTrainer), a GRPO step, and a metrics file with the reward and the KL before
+    and after, the reward model's accuracy and sample generations. That RLHF raises the reward is
+    tested at full size with SmolLM2 in the sandbox (test_recipes_docker.py)."""
+    pytest.importorskip("trl")
+    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+    files = _write(tmp_path, _plan(["rlhf"]))
+    assert "RewardTrainer(" in files["train.py"] and "GRPOTrainer(" in files["train.py"]
+    t0 = time.time()
+    run_script(tmp_path, "REPRO_SMOKE=1 bash reproduce.sh", recipe_env, timeout=600)
+    TIMINGS["rlhf smoke"] = time.time() - t0
+    m = _metrics(tmp_path, "rlhf")
+    parse_result(tmp_path / "results" / "rlhf" / "metrics.json")
+    assert set(m["metrics"]) == {"mean_reward", "kl", "reward_model_accuracy"} and set(m["before"]) == {"mean_reward", "kl"}
+    assert m["metrics"]["kl"] >= 0 and m["before"]["kl"] == 0 and 0 <= m["metrics"]["reward_model_accuracy"] <= 1
+    assert len(m["samples"]["before"]) == len(m["samples"]["after"]) == 2
+    assert m["curves"]["reward"] and m["curves"]["reward_model_loss"]
 
 
 def test_mixed_families_get_one_script_each(tmp_path):

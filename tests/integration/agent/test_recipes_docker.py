@@ -92,3 +92,23 @@ def test_qlora_on_a_cpu_sandbox_says_so_and_trains_lora(docker_sandbox, tmp_path
     assert m["device"] == "cpu" and m["deviations"][0]["what"] == "quantisation"
     assert 0 < m["trainable_params"] < m["total_params"]
     assert 0.0 <= m["metrics"]["accuracy"] <= 1.0
+
+
+def test_rlhf_recipe_raises_the_reward_in_the_sandbox(docker_sandbox, tmp_path):
+    """RLHF at its tested size on the real models, inside the sandbox: a MiniLM reward model from
+    preference pairs, then GRPO of SmolLM2-135M against it. On held-out review openings the mean
+    reward rises, the policy has moved (KL > 0) and the samples come before and after."""
+    plan = Plan(task="t", paper_model="SmolLM2-135M-Instruct", paper_dataset="movie-review snippets",
+                experiments=[Experiment(id="rlhf", name="RLHF", recipe="rlhf")])
+    sub = tmp_path / "submission"
+    sub.mkdir()
+    for rel, text in submission_files(plan).items():
+        (sub / rel).write_text(text)
+    docker_sandbox.copy_in(sub, "/workspace/submission")
+    r = docker_sandbox.exec("cd /workspace/submission && bash reproduce.sh", timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    m = json.loads(docker_sandbox.read_file("/workspace/submission/results/rlhf/metrics.json"))
+    assert m["metrics"]["reward_model_accuracy"] > 0.8, m["metrics"]
+    assert m["metrics"]["mean_reward"] > m["before"]["mean_reward"] + 0.05, (m["before"], m["metrics"])
+    assert m["metrics"]["kl"] > 0
+    assert len(m["samples"]["after"]) == 3 and all(s.startswith(("The ", "This ")) for s in m["samples"]["after"])

@@ -151,7 +151,7 @@ def test_scaffold_writes_a_recipe_and_records_it(ctx):
     assert r.ok and set(r.meta["files"]) == {"train.py", "reproduce.sh", "README.md"}
     assert 'python train.py --method lora --out "results/lora"' in ctx.ws.read_text("reproduce.sh")
     assert r.updates["scaffolded"]["train.py"]["recipes"] == ["lora"]
-    assert run(ctx, "scaffold", recipe="rlhf", experiment="lora").malformed
+    assert run(ctx, "scaffold", recipe="no-such-recipe", experiment="lora").malformed
     assert "no experiment 'nope'" in run(ctx, "scaffold", recipe="lora", experiment="nope").content
 
 

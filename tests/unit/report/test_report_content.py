@@ -29,8 +29,9 @@ def test_report_has_every_element(tmp_path, fx):
     assert status["lora"]["status"] == "replicated"
     assert status["full"]["status"] == "not replicated" and "did not implement" in status["full"]["reason"]
     # before/after, deviations, curves (a real PNG), cost, environment
-    assert data["before_after"] == [{"method": "LoRA", "before": 0.5, "after": 0.8, "trainable_params": 1000,
-                                     "total_params": 50000, "train_seconds": 3.0}]
+    assert data["before_after"] == [{"method": "LoRA", "metric": "accuracy", "before": 0.5, "after": 0.8,
+                                     "trainable_params": 1000, "total_params": 50000, "train_seconds": 3.0,
+                                     "samples": None}]
     assert "scaled-down run" in html
     assert data["curves"]["loss"]["lora"] == [[0, 0.7], [5, 0.5], [10, 0.3]]
     assert re.search(r'src="data:image/png;base64,iVBOR', html)
