@@ -106,7 +106,12 @@ def grammar_friendly(schema: Any) -> Any:
     return schema
 
 
-def tool_reply_schema(tools: list[dict], max_calls: int = 3) -> dict:
+#: a weak model's thought, in characters: a free string is where a 135M model rambles until the
+#: reply is cut off (and so unusable); a bound keeps every reply complete JSON
+WEAK_THOUGHT_CHARS = 160
+
+
+def tool_reply_schema(tools: list[dict], max_calls: int = 3, thought_chars: int | None = None) -> dict:
     """The schema a constrained reply follows: a short thought, then 1..max_calls calls, each
     one of the given tools with that tool's own argument schema."""
     options = [{"type": "object",
@@ -114,7 +119,7 @@ def tool_reply_schema(tools: list[dict], max_calls: int = 3) -> dict:
                                "args": grammar_friendly(t["parameters"])},
                 "required": ["tool", "args"], "additionalProperties": False} for t in tools]
     return {"type": "object",
-            "properties": {"thought": {"type": "string"},
+            "properties": {"thought": {"type": "string", **({"maxLength": thought_chars} if thought_chars else {})},
                            "calls": {"type": "array", "minItems": 1, "maxItems": max_calls,
                                      "items": options[0] if len(options) == 1 else {"anyOf": options}}},
             "required": ["thought", "calls"], "additionalProperties": False}
@@ -209,7 +214,7 @@ class ScriptedChatModel:
         self.requests: list[dict] = []
 
     def complete(self, messages, *, schema=None, tools=None, temperature=0.0, seed=None, max_tokens=None):
-        self.requests.append({"messages": messages, "schema": schema, "tools": tools})
+        self.requests.append({"messages": messages, "schema": schema, "tools": tools, "temperature": temperature})
         if not self.script:
             raise ScriptExhausted(
                 f"ScriptedChatModel '{self.name}' ran out of answers at request #{len(self.requests)}; "
@@ -299,7 +304,8 @@ class OpenAIChatModel:
         prefix = "call-" + hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()[:8]
         if tools and not self.native_tools:
             # a weak model repeats itself when allowed several calls: one call per reply
-            schema = tool_reply_schema(tools, max_calls=1 if self.weak else 3)
+            schema = (tool_reply_schema(tools, max_calls=1, thought_chars=WEAK_THOUGHT_CHARS) if self.weak
+                      else tool_reply_schema(tools))
             comp = self.complete(as_constrained_messages(messages, tools), schema=schema,
                                  temperature=temperature, seed=seed, max_tokens=max_tokens)
             comp.tool_calls = constrained_calls(comp, tools, prefix)

@@ -27,6 +27,9 @@ from papers.paper import Paper
 
 STOP_FILE = "STOP"
 MAX_REPLY_TOKENS = 1200
+#: a re-ask after an unusable reply is sampled, not greedy: at temperature 0 the same prompt (plus a
+#: one-line note) mostly yields the same unusable reply again, three times, and the loop ends
+REASK_TEMPERATURE = 0.7
 
 
 def workspace(ctx: RunContext) -> Workspace:
@@ -85,11 +88,15 @@ def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     notes: list[str] = list(loop.get("feedback") or [])
     last = trajectory.load_turn(cfg.run_dir, turn - 1) if turn > 1 else None
     updates: dict = {"turn": turn, "feedback": []}
+    temperature = 0.0
     if last is not None and not (last.get("reply") or {}).get("calls"):
         reason = last.get("reask")
         notes.append(f"Your last reply could not be used: {reason} Reply again, following the schema." if reason
                      else cx.NUDGE)
         updates["nudges"] = loop.get("nudges", 0) + (0 if reason else 1)
+        temperature = REASK_TEMPERATURE if reason else 0.0
+    elif last is not None and last.get("results") and all(r.get("malformed") for r in last["results"]):
+        temperature = REASK_TEMPERATURE  # every call was unusable (unknown tool, bad arguments)
     elapsed = time.time() - loop.get("started_at", time.time())
     if turn > 1 and (turn - 1) % cfg.budgets.reminder_every == 0:
         notes.append(cx.reminder(turn, spent, cfg.budgets, elapsed))
@@ -113,9 +120,10 @@ def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     messages, trimmed = cx.build_messages(head, trajectory.turns(cfg.run_dir, turn - 1), notes,
                                           getattr(ctx.model, "context_tokens", None))
     ctx.progress("step", turn=turn, detail=why or "model")
-    comp = ctx.model.complete(messages, tools=tools, max_tokens=MAX_REPLY_TOKENS, temperature=0.0, seed=turn)
+    comp = ctx.model.complete(messages, tools=tools, max_tokens=MAX_REPLY_TOKENS, temperature=temperature,
+                              seed=turn)
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments, "error": c.error} for c in comp.tool_calls]
-    record = {"turn": turn, "at": time.time(), "notes": notes, "menu": [t["name"] for t in tools], "guide": why,
+    record = {"turn": turn, "at": time.time(), "notes": notes, "temperature": temperature, "menu": [t["name"] for t in tools], "guide": why,
               "trimmed": trimmed, "usage": of(comp), "finish_reason": comp.finish_reason,
               "reply": {"text": (comp.text or "")[:4000], "calls": calls}, "results": []}
     if not calls and _embedded(ctx):

@@ -37,6 +37,19 @@ def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+def _turns(run_dir: Path) -> list[str]:
+    """Each turn in one line (menu, reply, results): what a failed assertion needs to be understood
+    when the run directory is gone (CI keeps only the output)."""
+    lines = []
+    for p in sorted((run_dir / "trajectory").glob("*.json")):
+        t = json.loads(p.read_text())
+        results = [(r["name"], r.get("ok"), r.get("malformed"), r["content"][:160]) for r in t.get("results", [])]
+        lines.append(f"{t['turn']} {t.get('menu')} {t.get('finish_reason')} reask={t.get('reask')} "
+                     f"temp={t.get('temperature')} text={(t['reply'].get('text') or '')[:200]!r} "
+                     f"calls={t['reply'].get('calls')} results={results}")
+    return lines
+
+
 def _checks(run_dir: Path) -> dict:
     """What every embedded run must show: a plan the model shaped, a loop that ended by submitting,
     and verdicts the real judge model gave."""
@@ -45,7 +58,7 @@ def _checks(run_dir: Path) -> dict:
     assert plan["plan"]["source"] == "model"
     report = json.loads((run_dir / "report.json").read_text())
     agent = report["agent"]
-    assert agent["exit"] == "submitted", agent
+    assert agent["exit"] == "submitted", (agent, _turns(run_dir))
     assert agent["guided"] == agent["turns"] and agent["turns"] <= 12  # the guided path, step by step
     assert all(f["origin"].startswith("scaffold") for f in agent["files"])
     grade = report["grade"]

@@ -8,6 +8,7 @@ import pytest
 
 from agent import review_store
 from agent.config import Budgets, ModelConfig, Price, RunConfig
+from agent.loop.nodes import REASK_TEMPERATURE
 from agent.runner import execute_run
 from agent.scripted import FileScriptedModel
 
@@ -154,6 +155,9 @@ def test_too_many_malformed_replies_end_the_loop(tmp_path):
     assert "there is no tool named 'fly'" in contents[0]
     assert "bad arguments for bash" in contents[1] and "command" in contents[1]
     assert "not valid JSON" in contents[2]
+    # a re-ask after an unusable reply is sampled, not greedy: the same prompt would give the same reply
+    temps = [json.loads((cfg.run_dir / "trajectory" / f"{n:04d}.json").read_text())["temperature"] for n in (1, 2, 3)]
+    assert temps == [0.0, REASK_TEMPERATURE, REASK_TEMPERATURE] and REASK_TEMPERATURE > 0
     assert state["node_log"][-3:] == ["reproduce", "grade", "report"]
 
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.llm import OpenAIChatModel, as_constrained_messages, tool_reply_schema
+from agent.llm import WEAK_THOUGHT_CHARS, OpenAIChatModel, as_constrained_messages, tool_reply_schema
 from agent.tools.specs import tool_schema
 
 
@@ -120,3 +120,18 @@ def test_reply_schema_and_message_conversion_are_pure():
     msgs = as_constrained_messages([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
                                    [tool_schema("submit")])
     assert [m["role"] for m in msgs] == ["system", "user"] and msgs[1]["content"] == "a\n\nb"
+
+
+def test_a_weak_models_thought_is_bounded_in_the_grammar(endpoint):
+    """A free thought string is where a 135M model rambles until the reply is cut off; the weak
+    model's schema bounds it (llama.cpp compiles maxLength into the grammar), a strong one's not."""
+    reply = {"role": "assistant", "content": json.dumps({"thought": "t", "calls": [{"tool": "submit", "args": {"note": "n"}}]})}
+    e = endpoint([reply, reply])
+    weak = OpenAIChatModel("smollm", base_url=e.url, api_key="k", json_mode="json_object")
+    weak.weak = True
+    assert [c.name for c in weak.complete(MESSAGES, tools=[tool_schema("submit")]).tool_calls] == ["submit"]
+    thought = e.requests[0]["response_format"]["schema"]["properties"]["thought"]
+    assert thought == {"type": "string", "maxLength": WEAK_THOUGHT_CHARS}
+    weak.weak = False
+    weak.complete(MESSAGES, tools=[tool_schema("submit")])
+    assert e.requests[1]["response_format"]["schema"]["properties"]["thought"] == {"type": "string"}
