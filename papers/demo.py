@@ -5,6 +5,8 @@ written by the project's own training recipe, e.g. a reproduction's `results/` f
 records them in papers/demo-minilm-sentiment/results.json and renders its paper.pdf from
 paper.html.j2 with pymupdf's Story. `python -m papers.demo render [PAPER_ID]` re-renders a
 bundled paper's PDF from its results.json (the variant paper's was written from its run/).
+`python -m papers.demo build-rlhf` records the RLHF paper's numbers from its run/results/rlhf/
+metrics.json (a sandbox run of the `rlhf` recipe) and renders its PDF.
 """
 from __future__ import annotations
 
@@ -41,6 +43,23 @@ def collect(results_dir: Path, command: str, provenance: str) -> dict:
     return r
 
 
+RLHF_DIR = DEMO_DIR.parent / "rlhf-grpo-smollm2-reviews"
+RLHF_TITLE = "Reward Modelling and GRPO on a CPU: Steering a 135M Model Toward Positive Movie Reviews"
+
+
+def collect_rlhf(metrics_file: Path, command: str, provenance: str) -> dict:
+    """The RLHF paper's numbers, from the metrics.json its run wrote (nothing typed by hand)."""
+    m = json.loads(metrics_file.read_text())
+    cfg = m["config"]
+    return {"title": RLHF_TITLE, "seed": cfg["seed"], "config": cfg,
+            "rm_accuracy": m["metrics"]["reward_model_accuracy"], "n_reward_pairs": m["n_reward_pairs"],
+            "n_held_pairs": m["n_held_pairs"], "n_test": m["n_test"],
+            "before": m["before"], "after": {"mean_reward": m["metrics"]["mean_reward"], "kl": m["metrics"]["kl"]},
+            "samples": list(zip(m["samples"]["before"], m["samples"]["after"])),
+            "trainable_params": m["trainable_params"], "total_params": m["total_params"],
+            "train_seconds": m["train_seconds"], "command": command, "provenance": provenance}
+
+
 def render_pdf(results: dict, out: Path, paper_dir: Path = DEMO_DIR) -> None:
     env = Environment(loader=FileSystemLoader(paper_dir), undefined=StrictUndefined)
     html = env.get_template("paper.html.j2").render(r=results, pct=lambda v: f"{100 * v:.1f}")
@@ -68,6 +87,13 @@ def main(argv: list[str]) -> int:
         results = collect(Path(argv[1]), command=argv[2] if len(argv) > 2 else "bash reproduce.sh",
                           provenance=argv[3] if len(argv) > 3 else "repro sandbox image")
         (DEMO_DIR / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    elif argv and argv[0] == "build-rlhf":
+        results = collect_rlhf(RLHF_DIR / "run" / "results" / "rlhf" / "metrics.json", command="bash reproduce.sh",
+                               provenance="repro sandbox image, a fresh container with no network")
+        (RLHF_DIR / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        render_pdf(results, RLHF_DIR / "paper.pdf", RLHF_DIR)
+        print(RLHF_DIR / "paper.pdf")
+        return 0
     elif argv and argv[0] == "render":
         paper_dir = DEMO_DIR.parent / argv[1] if len(argv) > 1 else DEMO_DIR
         results = json.loads((paper_dir / "results.json").read_text())
@@ -75,7 +101,7 @@ def main(argv: list[str]) -> int:
         print(paper_dir / "paper.pdf")
         return 0
     else:
-        print("usage: python -m papers.demo build RESULTS_DIR [COMMAND] [PROVENANCE] | render [PAPER_ID]",
+        print("usage: python -m papers.demo build RESULTS_DIR [COMMAND] [PROVENANCE] | build-rlhf | render [PAPER_ID]",
               file=sys.stderr)
         return 2
     render_pdf(results, DEMO_DIR / "paper.pdf")

@@ -256,6 +256,7 @@ def main():
         "n_train": steps * cfg["batch_size"],
         "n_test": len(eval_prompts),
         "n_reward_pairs": rm_train,
+        "n_held_pairs": rm_held,
         "curves": {"reward": [[h["step"], round(h["reward"], 5)] for h in logs],
                    "kl": [[h["step"], round(h.get("kl", 0.0), 6)] for h in logs],
                    "reward_model_loss": rm_curve},

@@ -43,10 +43,32 @@ def test_the_bundled_sidecars_name_leaves_of_their_rubrics():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3] / "papers"
-    for paper in ("demo-minilm-sentiment", "variant-lora-qv-macro-f1"):
+    for paper in ("demo-minilm-sentiment", "variant-lora-qv-macro-f1", "rlhf-grpo-smollm2-reviews"):
         ids = {leaf.id for leaf in load_rubric(root / paper / "rubric.json").leaves()}
         checks = load_sidecar(root / paper / "rubric.json")
         assert checks and set(checks) <= ids, paper
+
+
+@pytest.mark.parametrize("paper", ["variant-lora-qv-macro-f1", "rlhf-grpo-smollm2-reviews"])
+def test_a_bundled_papers_checks_quote_its_pdf_and_pass_on_its_own_run(paper):
+    """The sidecar's printed numbers are the ones ingestion reads from the PDF (same table, row,
+    column, page), and the run the paper was written from passes every check."""
+    from pathlib import Path
+
+    from graders.contract import read_results
+    from papers.ingest import load_paper
+
+    root = Path(__file__).resolve().parents[3] / "papers" / paper
+    printed = {(r.table, r.row, r.column, r.page): r.value for r in load_paper(root / "paper.pdf").results}
+    checks = [c for cs in load_sidecar(root / "rubric.json").values() for c in cs]
+    for c in checks:
+        if c.paper is not None:
+            assert printed.get((c.paper.table, c.paper.row, c.paper.column, c.paper.page)) == c.paper.value, c
+    results, ignored = read_results(root / "run", start_time=0.0)
+    assert results and not ignored
+    for c in checks:
+        got = evaluate(c, results)
+        assert got["passed"], got["arithmetic"]
 
 
 class Proposer:
