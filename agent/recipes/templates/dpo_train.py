@@ -1,23 +1,26 @@
-"""Preference tuning with Direct Preference Optimization (DPO), the loss written out in torch.
+"""Preference tuning with Direct Preference Optimization (DPO), on TRL's DPOTrainer.
 
-Written by Repro from its tested `dpo` recipe. nanoGPT style: one config block on top, seeded,
-resumable checkpoint, metrics written to a JSON file.
+Written by Repro from its tested `dpo` recipe, on the libraries a researcher would use: TRL's
+DPOTrainer with a peft LoRA adapter (the reference model is the same network with the adapter
+off, so no second copy is held). One config block on top, seeded, resumable (the Trainer's
+checkpoints), metrics written to a JSON file.
 
 Preference pairs: ``pairs_file`` under $REPRO_DATA (JSON lines with prompt / chosen / rejected)
 or, by default, built from the movie-review snippets: for the prompt "Write a positive movie
 review:" a clearly positive snippet is *chosen* and a clearly negative one *rejected*.
 
-Loss (Rafailov et al. 2023), with the reference model = the starting model, whose
-log-probabilities are computed once before training:
+Loss (Rafailov et al. 2023), the reference model = the starting model:
     L = -log sigmoid(beta * [(log pi(y_w|x) - log ref(y_w|x)) - (log pi(y_l|x) - log ref(y_l|x))])
 Metric: preference accuracy on held-out pairs = share where the model gives the chosen answer
-a higher mean per-token log-probability than the rejected one (before and after).
+a higher mean per-token log-probability than the rejected one (before and after). Written out
+here: TRL's own evaluation reports the implicit reward's accuracy, a different quantity.
 Usage: python train.py [--method dpo] [--epochs N] [--out results/NAME] [--train-limit N]
 """
 import argparse
 import json
 import os
 import random
+import shutil
 import time
 
 # ----------------------------------------------------------------------------- config
@@ -50,7 +53,11 @@ CONFIG = {
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from peft import LoraConfig, TaskType  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+from trl import DPOConfig, DPOTrainer  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -104,17 +111,16 @@ def load_model(cfg):
         folder, name = os.path.split(path)
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # transformers de-quantises GGUF weights to float32 on load but keeps its GGUF quantizer
+        # attached, and Trainer refuses to train a "quantized" model: the weights are plain floats
+        model.hf_quantizer, model.is_quantized = None, False
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
     else:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if cfg["peft"] == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(
-            task_type=TaskType.CAUSAL_LM, r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"],
-            lora_dropout=cfg["lora_dropout"], target_modules=cfg["lora_target_modules"]))
     return tok, model.to(DEVICE)
 
 
@@ -140,42 +146,22 @@ def sequence_logps(model, tok, prompts, answers, cfg):
     return total, total / m.sum(-1).clamp(min=1)
 
 
-def batches(data, batch_size, shuffle, seed):
-    idx = list(range(len(data)))
-    if shuffle:
-        random.Random(seed).shuffle(idx)
-    for i in range(0, len(idx), batch_size):
-        yield idx[i : i + batch_size]
-
-
-@torch.no_grad()
-def reference_logps(model, tok, pairs, cfg):
-    model.eval()
-    chosen, rejected = torch.zeros(len(pairs)), torch.zeros(len(pairs))
-    for idx in batches(pairs, 32, False, 0):
-        chunk = [pairs[i] for i in idx]
-        prompts = [p["prompt"] for p in chunk]
-        chosen[idx] = sequence_logps(model, tok, prompts, [p["chosen"] for p in chunk], cfg)[0].cpu()
-        rejected[idx] = sequence_logps(model, tok, prompts, [p["rejected"] for p in chunk], cfg)[0].cpu()
-    return chosen, rejected
+def batches(data, batch_size):
+    for i in range(0, len(data), batch_size):
+        yield list(range(i, min(i + batch_size, len(data))))
 
 
 @torch.no_grad()
 def preference_accuracy(model, tok, pairs, cfg):
     model.eval()
     wins = 0
-    for idx in batches(pairs, 32, False, 0):
+    for idx in batches(pairs, 32):
         chunk = [pairs[i] for i in idx]
         prompts = [p["prompt"] for p in chunk]
         c = sequence_logps(model, tok, prompts, [p["chosen"] for p in chunk], cfg)[1]
         r = sequence_logps(model, tok, prompts, [p["rejected"] for p in chunk], cfg)[1]
         wins += (c > r).sum().item()
     return wins / max(1, len(pairs))
-
-
-def trainable_state(model):
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {k: v for k, v in model.state_dict().items() if k in names}
 
 
 def main():
@@ -189,6 +175,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     # the sandbox's CPU quota (OMP_NUM_THREADS) when set: more threads than cores only wait
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, os.cpu_count() or 1))
+    hf_logging.set_verbosity_error()
     seed_everything(cfg["seed"])
     train, test = load_pairs(cfg)
     if cfg["train_limit"]:
@@ -199,48 +186,42 @@ def main():
     print(f"data: {len(train)} train / {len(test)} test preference pairs", flush=True)
 
     tok, model = load_model(cfg)
+    lr = cfg["learning_rate"][cfg["method"]] if isinstance(cfg["learning_rate"], dict) else cfg["learning_rate"]
+    trainer_dir = os.path.join(out, "trainer")
+    # resume after a crash: the Trainer's last checkpoint (model, optimiser, step) and the
+    # before-number measured on the untouched model
+    resume = os.path.isdir(trainer_dir) and any(d.startswith("checkpoint-") for d in os.listdir(trainer_dir))
+    before_path = os.path.join(out, "before.json")
+    if resume and os.path.exists(before_path):
+        with open(before_path) as f:
+            before = json.load(f)["preference_accuracy"]
+        print("resuming from the last checkpoint", flush=True)
+    else:
+        before = preference_accuracy(model, tok, test, cfg)
+        with open(before_path, "w") as f:
+            json.dump({"preference_accuracy": before}, f)
+        print(f"preference accuracy before tuning: {before:.4f}", flush=True)
+
+    args = DPOConfig(
+        output_dir=trainer_dir, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=lr, lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=cfg["grad_clip"],
+        beta=cfg["beta"], max_length=cfg["max_length"], seed=cfg["seed"], logging_steps=1,
+        save_strategy="epoch", save_total_limit=1, report_to=[], disable_tqdm=True, use_cpu=DEVICE == "cpu")
+    lora = None
+    if cfg["peft"] == "lora":
+        lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"],
+                          lora_dropout=cfg["lora_dropout"], target_modules=cfg["lora_target_modules"])
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(train), processing_class=tok,
+                         peft_config=lora)
+    model = trainer.model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    lr = cfg["learning_rate"][cfg["method"]] if isinstance(cfg["learning_rate"], dict) else cfg["learning_rate"]
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-
-    ckpt_path = os.path.join(out, "checkpoint.pt")
-    if os.path.exists(ckpt_path):  # resume after a crash
-        state = torch.load(ckpt_path, weights_only=False, map_location=DEVICE)
-        model.load_state_dict(state["model"], strict=False)
-        opt.load_state_dict(state["opt"])
-        epoch0, history, before = state["epoch"], state["history"], state["before"]
-        ref_c, ref_r = state["ref_chosen"], state["ref_rejected"]
-        print(f"resumed from epoch {epoch0}", flush=True)
-    else:
-        epoch0, history = 0, []
-        before = preference_accuracy(model, tok, test, cfg)
-        print(f"preference accuracy before tuning: {before:.4f}", flush=True)
-        ref_c, ref_r = reference_logps(model, tok, train, cfg)  # the reference model = the start
-
     t0 = time.time()
-    step = len(history)
-    for epoch in range(epoch0, cfg["epochs"]):
-        model.train()
-        for idx in batches(train, cfg["batch_size"], True, cfg["seed"] + epoch):
-            chunk = [train[i] for i in idx]
-            prompts = [p["prompt"] for p in chunk]
-            pc = sequence_logps(model, tok, prompts, [p["chosen"] for p in chunk], cfg)[0]
-            pr = sequence_logps(model, tok, prompts, [p["rejected"] for p in chunk], cfg)[0]
-            margin = (pc - ref_c[idx].to(DEVICE)) - (pr - ref_r[idx].to(DEVICE))
-            loss = -F.logsigmoid(cfg["beta"] * margin).mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg["grad_clip"])
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            history.append({"step": step, "epoch": epoch, "loss": round(loss.item(), 5),
-                            "reward_margin": round(cfg["beta"] * margin.mean().item(), 5)})
-            print(f"epoch {epoch} step {step} dpo loss {loss.item():.4f} margin {margin.mean().item():.3f}", flush=True)
-        torch.save({"model": trainable_state(model), "opt": opt.state_dict(), "epoch": epoch + 1,
-                    "history": history, "before": before, "ref_chosen": ref_c, "ref_rejected": ref_r},
-                   ckpt_path + ".tmp")
-        os.replace(ckpt_path + ".tmp", ckpt_path)
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    history = [{"step": h["step"], "loss": round(h["loss"], 5), "reward_margin": round(h.get("rewards/margins", 0.0), 5)}
+               for h in trainer.state.log_history if "loss" in h and "step" in h]
+    for h in history:
+        print(f"step {h['step']} dpo loss {h['loss']:.4f} reward margin {h['reward_margin']:.3f}", flush=True)
     after = preference_accuracy(model, tok, test, cfg)
     metrics = {
         "method": cfg["method"],
@@ -262,7 +243,7 @@ def main():
     with open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
     os.replace(tmp, os.path.join(out, "metrics.json"))
-    os.remove(ckpt_path)
+    shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints are for resuming only
     print(f"preference accuracy after tuning ({cfg['method']}): {after:.4f}", flush=True)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import time
 
 import pytest
@@ -128,6 +129,40 @@ def test_dpo_from_preference_pairs(tmp_path, recipe_env):
     assert loss[0][1] == pytest.approx(math.log(2), abs=1e-3)
     assert loss[-1][1] < loss[0][1]  # the implicit reward margin grows
     assert margin[-1][1] > 0
+
+
+def test_dpo_resumes_from_the_trainers_checkpoint_after_a_crash(tmp_path, recipe_env):
+    """A crash in epoch 2 (after epoch 1's checkpoint): the next run resumes from that checkpoint
+    (not from scratch), keeps the before-number of the untouched model and the whole loss curve."""
+    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+    plan = _plan(["dpo"], train_limit=16, batch_size=8, max_length=40, epochs=2, learning_rate={"dpo": 2e-2})
+    _write(tmp_path, plan)
+    crash = ("import sys, train\n"
+             "from transformers import TrainerCallback\n"
+             "class Crash(TrainerCallback):\n"
+             "    def on_step_begin(self, args, state, control, **kw):\n"
+             "        if state.epoch >= 1:\n"
+             "            raise SystemExit('crash in epoch 2')\n"
+             "base = train.DPOTrainer\n"
+             "class Crashing(base):\n"
+             "    def __init__(self, *a, **kw):\n"
+             "        super().__init__(*a, callbacks=[Crash()], **kw)\n"
+             "train.DPOTrainer = Crashing\n"
+             "sys.argv = ['train.py', '--method', 'dpo', '--epochs', '2', '--out', 'results/dpo']\n"
+             "train.main()\n")
+    (tmp_path / "crash.py").write_text(crash)
+    first = subprocess.run(["python", "crash.py"], cwd=tmp_path, env=recipe_env, capture_output=True, text=True,
+                           timeout=240)
+    assert first.returncode != 0 and "crash in epoch 2" in first.stderr, first.stderr[-2000:]
+    assert list((tmp_path / "results" / "dpo" / "trainer").glob("checkpoint-2"))  # epoch 1's checkpoint
+    assert not (tmp_path / "results" / "dpo" / "metrics.json").exists()
+    second = run_script(tmp_path, "python train.py --method dpo --epochs 2 --out results/dpo", recipe_env)
+    assert "resuming from the last checkpoint" in second.stdout
+    assert "preference accuracy before tuning" not in second.stdout  # measured once, on the untouched model
+    m = _metrics(tmp_path, "dpo")
+    assert [s for s, _ in m["curves"]["loss"]] == [1, 2, 3, 4]  # epoch 1 from the first run, epoch 2 resumed
+    assert m["curves"]["loss"][0][1] == pytest.approx(math.log(2), abs=1e-3)
+    assert not (tmp_path / "results" / "dpo" / "trainer").exists()  # checkpoints are only for resuming
 
 
 def test_rlhf_smoke_run_has_every_part(tmp_path, recipe_env):
