@@ -1,8 +1,9 @@
-"""Self-supervised causal-LM fine-tuning (next-token prediction) of a small decoder.
+"""Self-supervised causal-LM fine-tuning (next-token prediction) of a small decoder, on TRL's SFTTrainer.
 
-Written by Repro from its tested `sft` recipe. nanoGPT style: one config block on top,
-seeded, resumable (a checkpoint of the trainable weights + optimiser every few steps),
-metrics written to a JSON file. The base model may be a GGUF file (loaded with
+Written by Repro from its tested `sft` recipe, on the libraries a researcher would use: TRL's
+SFTTrainer (dynamic padding, EOS appended, padding never counts in the loss) with a peft LoRA
+adapter. One config block on top, seeded, resumable (the Trainer's checkpoints every
+``checkpoint_every`` steps), metrics written to a JSON file. The base model may be a GGUF file (loaded with
 transformers' ``gguf_file=``: de-quantised to float32) or a Hugging Face model directory.
 Metric: perplexity on held-out sentences, before and after (lower is better).
 Usage: python train.py [--method sft] [--epochs N] [--out results/NAME] [--train-limit N]
@@ -12,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 
 # ----------------------------------------------------------------------------- config
@@ -42,7 +44,11 @@ CONFIG = {
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from peft import LoraConfig, TaskType  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -82,18 +88,17 @@ def load_model(cfg):
         folder, name = os.path.split(path)
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # transformers de-quantises GGUF weights to float32 on load but keeps its GGUF quantizer
+        # attached, and Trainer refuses to train a "quantized" model: the weights are plain floats
+        model.hf_quantizer, model.is_quantized = None, False
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
     else:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
-    if cfg["peft"] == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(
-            task_type=TaskType.CAUSAL_LM, r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"],
-            lora_dropout=cfg["lora_dropout"], target_modules=cfg["lora_target_modules"]))
     return tok, model.to(DEVICE)
 
 
@@ -106,19 +111,16 @@ def encode(tok, texts, cfg):
     return enc.to(DEVICE), labels.to(DEVICE)
 
 
-def batches(data, batch_size, shuffle, seed):
-    idx = list(range(len(data)))
-    if shuffle:
-        random.Random(seed).shuffle(idx)
-    for i in range(0, len(idx), batch_size):
-        yield [data[j] for j in idx[i : i + batch_size]]
+def batches(data, batch_size):
+    for i in range(0, len(data), batch_size):
+        yield data[i : i + batch_size]
 
 
 @torch.no_grad()
 def perplexity(model, tok, data, cfg):
     model.eval()
     nll, count = 0.0, 0
-    for texts in batches(data, 32, False, 0):
+    for texts in batches(data, 32):
         enc, labels = encode(tok, texts, cfg)
         logits = model(**enc).logits[:, :-1].float()
         target = labels[:, 1:]
@@ -127,16 +129,6 @@ def perplexity(model, tok, data, cfg):
         nll += loss.item()
         count += (target != -100).sum().item()
     return math.exp(nll / max(1, count))
-
-
-def trainable_state(model):
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {k: v for k, v in model.state_dict().items() if k in names}
-
-
-def save_checkpoint(path, state):
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # a kill mid-save leaves the previous checkpoint intact
 
 
 def main():
@@ -150,6 +142,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     # the sandbox's CPU quota (OMP_NUM_THREADS) when set: more threads than cores only wait
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, os.cpu_count() or 1))
+    hf_logging.set_verbosity_error()
     seed_everything(cfg["seed"])
     data_path = os.path.join(os.environ.get("REPRO_DATA", "/opt/repro/data"), cfg["dataset"])
     train, test = load_sentences(data_path, cfg["test_fraction"], cfg["seed"])
@@ -161,46 +154,44 @@ def main():
     print(f"data: {len(train)} train / {len(test)} test sentences", flush=True)
 
     tok, model = load_model(cfg)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
     lr = cfg["learning_rate"][cfg["method"]] if isinstance(cfg["learning_rate"], dict) else cfg["learning_rate"]
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                            weight_decay=cfg["weight_decay"])
-
-    ckpt_path = os.path.join(out, "checkpoint.pt")
-    epoch0, batch0, history, before = 0, 0, [], None
-    if os.path.exists(ckpt_path):  # resume after a crash
-        state = torch.load(ckpt_path, weights_only=False, map_location=DEVICE)
-        model.load_state_dict(state["model"], strict=False)
-        opt.load_state_dict(state["opt"])
-        epoch0, batch0, history, before = state["epoch"], state["batch"], state["history"], state["before"]
-        print(f"resumed from epoch {epoch0} batch {batch0}", flush=True)
-    if before is None:
+    trainer_dir = os.path.join(out, "trainer")
+    # resume after a crash: the Trainer's last checkpoint (weights, optimiser, step, log) and the
+    # before-number measured on the untouched model
+    resume = os.path.isdir(trainer_dir) and any(d.startswith("checkpoint-") for d in os.listdir(trainer_dir))
+    before_path = os.path.join(out, "before.json")
+    if resume and os.path.exists(before_path):
+        with open(before_path) as f:
+            before = json.load(f)["perplexity"]
+        print("resuming from the last checkpoint", flush=True)
+    else:
         before = perplexity(model, tok, test, cfg)
+        with open(before_path, "w") as f:
+            json.dump({"perplexity": before}, f)
         print(f"perplexity before fine-tuning: {before:.3f}", flush=True)
 
+    args = SFTConfig(
+        output_dir=trainer_dir, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=lr, lr_scheduler_type="constant", weight_decay=cfg["weight_decay"],
+        max_grad_norm=cfg["grad_clip"], max_length=cfg["max_length"], packing=False, dataset_text_field="text",
+        seed=cfg["seed"], logging_steps=1, save_strategy="steps" if cfg["checkpoint_every"] else "no",
+        save_steps=cfg["checkpoint_every"] or 500, save_total_limit=1, report_to=[], disable_tqdm=True,
+        use_cpu=DEVICE == "cpu")
+    lora = None
+    if cfg["peft"] == "lora":
+        lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg["lora_r"], lora_alpha=cfg["lora_alpha"],
+                          lora_dropout=cfg["lora_dropout"], target_modules=cfg["lora_target_modules"])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"text": t} for t in train]),
+                         processing_class=tok, peft_config=lora)
+    model = trainer.model
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
     t0 = time.time()
-    steps_per_epoch = (len(train) + cfg["batch_size"] - 1) // cfg["batch_size"]
-    for epoch in range(epoch0, cfg["epochs"]):
-        model.train()
-        for b, texts in enumerate(batches(train, cfg["batch_size"], True, cfg["seed"] + epoch)):
-            if epoch == epoch0 and b < batch0:
-                continue  # done before the crash
-            enc, labels = encode(tok, texts, cfg)
-            loss = model(**enc, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg["grad_clip"])
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step = epoch * steps_per_epoch + b + 1
-            if step % 5 == 0 or b == steps_per_epoch - 1:
-                history.append({"step": step, "epoch": epoch, "loss": round(loss.item(), 5)})
-                print(f"epoch {epoch} step {step}/{cfg['epochs'] * steps_per_epoch} loss {loss.item():.4f}", flush=True)
-            if cfg["checkpoint_every"] and (b + 1) % cfg["checkpoint_every"] == 0:
-                save_checkpoint(ckpt_path, {"model": trainable_state(model), "opt": opt.state_dict(), "epoch": epoch,
-                                            "batch": b + 1, "history": history, "before": before})
-        save_checkpoint(ckpt_path, {"model": trainable_state(model), "opt": opt.state_dict(), "epoch": epoch + 1,
-                                    "batch": 0, "history": history, "before": before})
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    history = [{"step": h["step"], "loss": round(h["loss"], 5)} for h in trainer.state.log_history
+               if "loss" in h and "step" in h]
+    for h in history[4::5] + history[-1:]:
+        print(f"step {h['step']}/{trainer.state.max_steps} loss {h['loss']:.4f}", flush=True)
     after = perplexity(model, tok, test, cfg)
     metrics = {
         "method": cfg["method"],
@@ -221,7 +212,7 @@ def main():
     with open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
     os.replace(tmp, os.path.join(out, "metrics.json"))
-    os.remove(ckpt_path)
+    shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints are for resuming only
     print(f"perplexity after fine-tuning ({cfg['method']}): {after:.3f}", flush=True)
 
 
