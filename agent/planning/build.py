@@ -44,8 +44,8 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
         recipe = e.get("recipe")
         # the row the paper's own labels tie to the recipe first; else the first target
         after = (g.find_reported(paper, recipe) if recipe else None) or (targets[0] if targets else None)
-        if after is not None and after not in targets:
-            targets.insert(0, after)
+        if after is not None:  # the recipe's own row leads: it names the experiment's metric
+            targets = [after] + [t for t in targets if t != after]
         method = e.get("method") or (g.recipe_label(recipe) if recipe else "")
         if e.get("datasets"):
             method = (method + "; " if method else "") + "reported on " + ", ".join(e["datasets"][:4])
@@ -53,7 +53,8 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
             id=eid, name=e["name"], method=method, recipe=recipe, metric=g.metric_of(targets),
             reported_after=after, reported_before=next((b for b in befores if b.metric == g.metric_of(targets)), None),
             before_targets=[b for b in befores if b.metric == g.metric_of(targets)],
-            claim=e.get("claim"), targets=targets, metrics=list(e.get("metrics") or []), evidence=e.get("evidence", "")))
+            claim=e.get("claim"), targets=targets,
+            metrics=list(dict.fromkeys([g.metric_of(targets)] * bool(targets) + list(e.get("metrics") or []))), evidence=e.get("evidence", "")))
     shared = s2["shared"]
     paper_model, paper_dataset = shared["base_model"]["value"], shared["dataset"]["value"]
     hyper = Hyper()
@@ -103,9 +104,10 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
                     model=model.name, dataset=data.name, dataset_config=data.config, causal_model=offline.decoder,
                     experiments=experiments, hyper=hyper, deviations=deviations, notes=notes,
                     source="fallback" if both_failed else "model", addendum=addendum)
-    if any(e.recipe in ("sft", "dpo", "rlhf") for e in experiments) and "smollm" not in paper_model.lower():
+    decoder = g.guess_decoder(paper) or paper_model  # an RLHF paper's policy, not its reward model's encoder
+    if any(e.recipe in ("sft", "dpo", "rlhf") for e in experiments) and "smollm" not in decoder.lower():
         the_plan.deviations.append(Deviation(
-            what="base model (causal LM)", paper=paper_model, ours="SmolLM2-135M-Instruct (GGUF, de-quantised)",
+            what="base model (causal LM)", paper=decoder, ours="SmolLM2-135M-Instruct (GGUF, de-quantised)",
             reason="offline machine: the only local decoder model"))
     for r in {e.recipe for e in experiments if e.recipe}:  # what a recipe must substitute here (QLoRA without CUDA)
         for d in get_recipe(r).deviations(the_plan, {"cuda": offline.cuda}):

@@ -37,6 +37,9 @@ ROW_PATTERNS = {
     "full": re.compile(r"\bfull|\bFT\b|fine-?tun\w* all", re.I),
     "head": re.compile(r"head|last layer|linear|frozen|classifier", re.I),
 }
+# a reward model's own number (its pairwise accuracy): a stage of the RLHF recipe, whatever the row calls
+# the model ("MiniLM-L6, scalar head" is not the classifier-head recipe)
+REWARD_MODEL = re.compile(r"reward[- ]model|pairwise acc", re.I)
 BEFORE = re.compile(r"before|no fine-?tun|zero-?shot|untuned|random|pre-?trained only", re.I)
 SCORE = re.compile(r"acc|error|\bf1\b|score|perplex|win rate|reward|bleu|rouge|\bem\b|matthews|corr|mnli|sst|"
                    r"glue|squad|qnli|qqp|rte|mrpc|cola|sts", re.I)
@@ -90,6 +93,8 @@ def find_reported(paper: Paper, key: str) -> Reported | None:
     candidates = [r for r in paper.results if pattern.search(r.row) and _is_score(r)]  # not a parameter count
     if key != "before":  # a 'before' row mentions 'fine-tuning' too; keep method rows clean
         candidates = [r for r in candidates if not BEFORE.search(r.row)]
+    if key not in ("before", "rlhf"):  # a reward model's number is the RLHF run's, whatever its row says
+        candidates = [r for r in candidates if not REWARD_MODEL.search(f"{r.row} {r.column}")]
     accurate = [r for r in candidates if re.search(r"acc", f"{r.column} {r.unit_or_metric or ''}", re.I)]
     pick = (accurate or candidates or [None])[0]
     return reported(pick) if pick is not None else None
@@ -168,8 +173,13 @@ def experiments_from_results(paper: Paper, cands: list) -> tuple[list[dict], lis
         if BEFORE.search(label):
             before.append(reported(r))
             continue
-        key = re.sub(r"[^a-z0-9]", "", label.lower())
-        g = groups.setdefault(key, {"name": label[:60], "recipe": recipe_for(label), "targets": [], "datasets": [],
+        recipe = recipe_for(label)
+        if REWARD_MODEL.search(f"{label} {r.column}") and recipe not in ("rlhf", "dpo", "sft"):
+            recipe = "rlhf"
+        # one RLHF run trains the reward model and the policy: their rows are one experiment
+        key = "rlhf" if recipe == "rlhf" else re.sub(r"[^a-z0-9]", "", label.lower())
+        name = recipe_label("rlhf") if recipe == "rlhf" else label[:60]
+        g = groups.setdefault(key, {"name": name, "recipe": recipe, "targets": [], "datasets": [],
                                     "evidence": f"the paper reports results for it ({r.table}, p. {r.page})"})
         if len(g["targets"]) < 6:
             g["targets"].append(reported(r))
@@ -194,6 +204,16 @@ def guess_model(paper: Paper) -> str | None:
     text = paper.text()
     return (_most_mentioned(_MODEL_NAMES, text, skip=frozenset({"bert"})) or _most_mentioned(_MODEL_NAMES, text)
             or [None])[0]
+
+
+_DECODER = re.compile(r"gpt|llama|mistral|smollm", re.I)
+
+
+def guess_decoder(paper: Paper) -> str | None:
+    """The decoder-only model the paper names most (the policy of an RLHF paper, the model an SFT or
+    DPO paper tunes), None when it names none."""
+    names = [n for n in _most_mentioned(_MODEL_NAMES, paper.text(), top=6) if _DECODER.search(n)]
+    return names[0] if names else None
 
 
 def guess_dataset(paper: Paper) -> str | None:

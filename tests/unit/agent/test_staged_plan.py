@@ -228,3 +228,17 @@ def test_an_invented_experiment_name_is_not_kept(tmp_path):
     assert [e.id for e in plan.experiments] == ["head", "lora", "full"]
     assert "caliburt" not in json.dumps([e.model_dump() for e in plan.experiments])
     assert any("shares no word with the paper" in n for n in stages[1]["notes"])
+
+
+def test_the_rlhf_paper_plans_one_rlhf_experiment_on_its_own_decoder(tmp_path):
+    """The reward model's row ("MiniLM-L6, scalar head", pairwise accuracy) is a stage of the RLHF
+    run, not the classifier-head recipe; and the paper's policy is SmolLM2, so the causal-LM
+    recipes substitute nothing."""
+    pdf = Path(__file__).resolve().parents[3] / "papers" / "rlhf-grpo-smollm2-reviews" / "paper.pdf"
+    plan, *_ = _plan(tmp_path, [{"x": 1}] * 6, paper_path=pdf)
+    assert [(e.id, e.recipe) for e in plan.experiments] == [("rlhf", "rlhf")]
+    rlhf = plan.experiments[0]
+    assert rlhf.reported_after.value == 0.311 and rlhf.metric == "mean reward"
+    assert {(t.column, t.value) for t in rlhf.targets} == {("Mean reward", 0.311), ("Pairwise accuracy (%)", 96.9)}
+    assert rlhf.reported_before.value == 0.013 and rlhf.metrics[0] == "mean reward"
+    assert not [d for d in plan.deviations if d.what == "base model (causal LM)"], plan.deviations
