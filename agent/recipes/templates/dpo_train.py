@@ -244,6 +244,7 @@ def main():
         json.dump(metrics, f, indent=2)
     os.replace(tmp, os.path.join(out, "metrics.json"))
     shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints are for resuming only
+    os.remove(before_path)
     print(f"preference accuracy after tuning ({cfg['method']}): {after:.4f}", flush=True)
 
 

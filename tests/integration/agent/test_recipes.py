@@ -162,7 +162,7 @@ def test_dpo_resumes_from_the_trainers_checkpoint_after_a_crash(tmp_path, recipe
     m = _metrics(tmp_path, "dpo")
     assert [s for s, _ in m["curves"]["loss"]] == [1, 2, 3, 4]  # epoch 1 from the first run, epoch 2 resumed
     assert m["curves"]["loss"][0][1] == pytest.approx(math.log(2), abs=1e-3)
-    assert not (tmp_path / "results" / "dpo" / "trainer").exists()  # checkpoints are only for resuming
+    assert sorted(p.name for p in (tmp_path / "results" / "dpo").iterdir()) == ["metrics.json"]  # resume state gone
 
 
 def test_rlhf_smoke_run_has_every_part(tmp_path, recipe_env):
