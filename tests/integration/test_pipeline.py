@@ -89,7 +89,7 @@ def test_run_finishes_with_code_reproduction_and_report(finished_run):
     run_dir, state, agent, _ = finished_run
     assert state["status"] == "done", state.get("stop_reason")
     assert state["loop"]["exit"] == "submitted" and state["loop"]["guided"] == 6
-    assert [list(r) for r in agent.requests[:2]] == [["messages", "schema", "tools"]] * 2  # planning, then the loop
+    assert [list(r) for r in agent.requests[:2]] == [["messages", "schema", "tools", "temperature"]] * 2  # planning, then the loop
     for f in ("train.py", "reproduce.sh", "README.md"):
         assert (run_dir / "submission" / f).is_file()
     for f in ("report.html", "report.md", "report.json", "graded.json", "plan.json", "paper.json"):
