@@ -321,18 +321,32 @@ def report(run_id: str, runs_dir: Path = typer.Option(Path("runs")),
 @app.command()
 def serve(runs_dir: Path = typer.Option(Path("runs"), help="where run directories are"),
           port: int = typer.Option(8765, help="port on 127.0.0.1"),
-          open_: bool = typer.Option(False, "--open", help="open the runs list in the browser")) -> None:
-    """Review UI on http://127.0.0.1:PORT: runs, reports, code, diffs, approvals, grade overrides."""
+          open_: bool = typer.Option(False, "--open", help="open the runs list in the browser"),
+          parallel: int = typer.Option(1, help="runs submitted from the browser that may run at once (each gets a "
+                                               "fair share of the CPUs)"),
+          endpoints: Optional[Path] = typer.Option(None, help="YAML list of model endpoints the form offers "
+                                                               "(name, model, base_url); keys stay in the environment"),
+          max_upload_mb: int = typer.Option(64, help="largest upload (PDF + rubric + addendum) in MiB")) -> None:
+    """Web UI on http://127.0.0.1:PORT: submit papers, follow runs live, read reports, review code, override grades."""
     import uvicorn
 
     from agent.web.app import create_app
+    from agent.web.jobs import Scheduler
 
+    if parallel < 1:
+        raise typer.BadParameter("--parallel must be at least 1")
+    if endpoints is not None and not endpoints.is_file():
+        raise typer.BadParameter(f"--endpoints: {endpoints} is not a file")
+    runs_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}/"
-    console.print(f"serving {runs_dir.resolve()} at [bold]{url}[/] (Ctrl-C stops)")
+    console.print(f"serving {runs_dir.resolve()} at [bold]{url}[/] (Ctrl-C stops; running runs resume at the next start)")
     if open_:
         webbrowser.open(url)
-    # 127.0.0.1 only, by design: the UI can approve runs and change grades and has no login.
-    uvicorn.run(create_app(runs_dir), host="127.0.0.1", port=port, log_level="warning")
+    app_ = create_app(runs_dir, scheduler=Scheduler(runs_dir, parallel=parallel), endpoints_file=endpoints,
+                      max_upload_mb=max_upload_mb)
+    # 127.0.0.1 only, by design: the UI starts runs, approves them and changes grades, and has no login.
+    # A short graceful shutdown: open live streams must not hold a restart up.
+    uvicorn.run(app_, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -276,14 +276,37 @@ def _diff(before: dict[str, str], after: dict[str, str]) -> str:
 def _fail(cfg: RunConfig, graph, thread, exc: Exception, agent_model, judge) -> None:
     """Keep everything done so far and write a partial report that says what went wrong."""
     values = dict(graph.get_state(thread).values or {})
-    values.update(status="failed", stop_reason=f"{type(exc).__name__}: {exc}")
     models = {"agent": getattr(agent_model, "name", "—"), "judge": getattr(judge, "name", "—")}
+    _partial_report(cfg, values, "failed", f"{type(exc).__name__}: {exc}", models)
+    write_json(cfg.run_dir / "failure.json", {"error": values["stop_reason"], "at": time.time(),
+                                              "resume": f"repro run --resume {cfg.run_id}"})
+
+
+def _partial_report(cfg: RunConfig, values: dict, status: str, reason: str, models: dict) -> None:
+    values.update(status=status, stop_reason=reason)
     try:
         write_report(build_report_data(values, cfg, models), cfg.run_dir)
     except Exception as report_exc:  # noqa: BLE001 — never mask the original error
+        (cfg.run_dir / "logs").mkdir(exist_ok=True)
         (cfg.run_dir / "logs" / "report-error.txt").write_text(repr(report_exc))
-    write_json(cfg.run_dir / "failure.json", {"error": values["stop_reason"], "at": time.time(),
-                                              "resume": f"repro run --resume {cfg.run_id}"})
+
+
+def cancel_run(cfg: RunConfig, reason: str) -> None:
+    """End a run for good from outside its graph (a person pressed Cancel): every sandbox of the run
+    is removed (the agent's workspace too: nothing will resume it) and a partial report is written
+    from the last checkpoint, status "cancelled". Called once the run's process has stopped."""
+    if cfg.sandbox_backend == "docker":
+        _reap(cfg, resume=False)
+    values: dict = {}
+    if (cfg.run_dir / "checkpoints.sqlite").exists():
+        saver = _checkpointer(cfg)
+        try:
+            values = dict(compile_graph(checkpointer=saver).get_state(
+                {"configurable": {"thread_id": cfg.run_id}}).values or {})
+        finally:
+            saver.conn.close()
+    names = {"agent": cfg.agent_model.model or "embedded SmolLM2", "judge": cfg.judge_model.model or "embedded SmolLM2"}
+    _partial_report(cfg, values, "cancelled", reason, names)
 
 
 def list_runs(runs_dir: Path) -> list[dict]:
@@ -292,8 +315,8 @@ def list_runs(runs_dir: Path) -> list[dict]:
     rows = []
     for run_json in sorted(Path(runs_dir).glob("*/run.json")):
         d = run_json.parent
-        if not any((d / f).exists() for f in ("checkpoints.sqlite", "report.json", "failure.json")):
-            continue
+        if not any((d / f).exists() for f in ("checkpoints.sqlite", "report.json", "failure.json", "web.json")):
+            continue  # (web.json: submitted in the browser, queued by `repro serve`)
         report = d / "report.json"
         row = {"run_id": d.name, "paper": json.loads(run_json.read_text()).get("paper_path"), "status": "running?",
                "score": None, "coverage": None, "started": datetime.fromtimestamp(run_json.stat().st_mtime).isoformat(timespec="seconds")}
@@ -303,5 +326,7 @@ def list_runs(runs_dir: Path) -> list[dict]:
                        coverage=(r.get("grade") or {}).get("coverage"), paper=r["paper"].get("title") or row["paper"])
         elif (d / "failure.json").exists():
             row["status"] = "failed"
+        elif (d / "web.json").exists() and json.loads((d / "web.json").read_text()).get("state") == "queued":
+            row["status"] = "queued"
         rows.append(row)
     return rows

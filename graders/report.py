@@ -181,11 +181,13 @@ def tree_rows(node: dict, depth: int = 0) -> list[dict]:
 
 
 def render_html(data: dict, *, links: Any = None, override_url: str | None = None, standalone: bool = True,
-                curves: str | None = None) -> str:
-    """The report page (``standalone``) or the fragment the web UI embeds (with override forms)."""
+                curves: str | None = None, form_fields: dict[str, str] | None = None) -> str:
+    """The report page (``standalone``) or the fragment the web UI embeds (with override forms, each
+    carrying ``form_fields`` as hidden inputs: the web app's session token)."""
     overrides = latest_by_leaf(data.get("overrides") or [])
     return _env.get_template("report.html.j2").render(
         d=data, fmt=_fmt, links=links or Links(data), override_url=override_url, standalone=standalone,
+        form_fields=form_fields or {},
         overrides=overrides, evidence=data.get("evidence") or {},
         low_confidence=not ((data.get("grade") or {}).get("judge_quality") or {}).get("f1")
         or bool(((data.get("grade") or {}).get("judge_quality") or {}).get("low_confidence")),

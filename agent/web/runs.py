@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 
 from agent import review_store
+from agent.usage import plus
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # The graph's main path, in order (agent/graph.py). review_plan / review_code run only when a
@@ -61,7 +63,15 @@ def _resumed_since(d: Path, at: float | None) -> bool:
         return False
 
 
+def web_state(d: Path) -> dict:
+    """The run's place in `repro serve`'s queue (agent/web/jobs.py); {} for a run started elsewhere."""
+    return _json(d / "web.json") or {}
+
+
 def status_of(d: Path) -> str:
+    queue = web_state(d).get("state")
+    if queue in ("queued", "cancelling"):
+        return queue
     if review_store.pending_review(d):
         return "paused for review"
     report = _json(d / "report.json")
@@ -77,7 +87,25 @@ def status_of(d: Path) -> str:
 
 def _paper_title(d: Path) -> str | None:
     """The title ingest read from the PDF (paper.json), for a run that has no report yet."""
-    return (_json(d / "paper.json") or {}).get("title") if (d / "paper.json").is_file() else None
+    title = (_json(d / "paper.json") or {}).get("title") if (d / "paper.json").is_file() else None
+    return title or web_state(d).get("title")  # read at submission, before the run's own ingest
+
+
+def _judge_reliability(grade: dict) -> dict | None:
+    """The judge's measured macro-F1 on labelled leaves (repro judge-eval), when it was measured."""
+    q = grade.get("judge_quality") or {}
+    if not q.get("f1") and q.get("f1") != 0:
+        return {"measured": False} if grade else None
+    return {"measured": True, "f1": q["f1"], "n": q.get("n"), "low": bool(q.get("low_confidence"))}
+
+
+def _elapsed(d: Path, report: dict) -> float | None:
+    """Seconds the run took (its report), or has taken so far (a run the server started)."""
+    wall = (report.get("cost") or {}).get("wall_s")
+    if wall is not None:
+        return wall
+    started = web_state(d).get("started_at")
+    return round(time.time() - started, 1) if started else None
 
 
 def summary(d: Path) -> dict:
@@ -97,6 +125,9 @@ def summary(d: Path) -> dict:
         "dollars": cost.get("dollars"),
         "tokens": (cost.get("agent_tokens") or 0) + (cost.get("judge_tokens") or 0) if cost else None,
         "started": datetime.fromtimestamp((d / "run.json").stat().st_mtime).isoformat(sep=" ", timespec="seconds"),
+        "judge": _judge_reliability(grade),
+        "seconds": _elapsed(d, report),
+        "managed": bool(web_state(d)),
     }
     if status in ("running", "paused for review", "waiting to resume"):
         row["progress"] = progress(d)
@@ -107,7 +138,24 @@ def list_summaries(runs_dir: Path) -> list[dict]:
     """Every run, newest first."""
     dirs = [p.parent for p in Path(runs_dir).glob("*/run.json") if RUN_ID.match(p.parent.name)]
     dirs.sort(key=lambda d: (d / "run.json").stat().st_mtime, reverse=True)
-    return [summary(d) for d in dirs]
+    rows = [summary(d) for d in dirs]
+    order = _queue(Path(runs_dir))
+    for r in rows:
+        if r["run_id"] in order:
+            r["queue_position"] = order.index(r["run_id"]) + 1
+    return rows
+
+
+def _queue(runs_dir: Path) -> list[str]:
+    """Queued run ids, first to start first (submission order)."""
+    states = [(web_state(p.parent), p.parent.name) for p in runs_dir.glob("*/web.json")]
+    return [run_id for st, run_id in sorted(states, key=lambda x: x[0].get("submitted_at", 0))
+            if st.get("state") == "queued"]
+
+
+def queue_position(d: Path) -> int | None:
+    order = _queue(d.parent)
+    return order.index(d.name) + 1 if d.name in order else None
 
 
 def checkpoint_values(d: Path) -> tuple[dict, str | None]:
@@ -175,8 +223,8 @@ def _brief(pending: dict | None) -> dict | None:
     return {k: pending.get(k) for k in ("stage", "round", "id", "at")} if pending else None
 
 
-def progress(d: Path) -> dict:
-    values, ts = checkpoint_values(d)
+def progress(d: Path, checkpoint: tuple[dict, str | None] | None = None) -> dict:
+    values, ts = checkpoint or checkpoint_values(d)
     done = list(dict.fromkeys(n for n in values.get("node_log") or [] if n in STEPS))  # a re-plan runs plan twice
     current = "code" if values.get(LOOP_RUNNING) else next((s for s in STEPS if s not in done), None)
     log_name, tail = _log_tail(d)
@@ -184,3 +232,87 @@ def progress(d: Path) -> dict:
             "fraction": round(len(done) / len(STEPS), 3), "loop": loop_progress(values),
             "checkpoint_at": ts, "log": log_name, "log_tail": tail, "review": _brief(review_store.pending_review(d)),
             "decision": answered_review(d)}
+
+
+def _tail_lines(path: Path, max_bytes: int = 16000) -> list[str]:
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - max_bytes))
+        chunk = f.read().decode("utf-8", errors="replace")
+    lines = chunk.splitlines()
+    return lines[1:] if path.stat().st_size > max_bytes else lines  # the first may be cut
+
+
+def recent_events(d: Path, n: int = 12) -> list[dict]:
+    """The run's latest progress events (events.jsonl, written by a run the server started)."""
+    path = d / "events.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in _tail_lines(path)[-n:]:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def describe(event: dict) -> str:
+    """One event in the words the CLI prints."""
+    kind, name, detail = event.get("event"), event.get("name"), event.get("detail") or ""
+    if kind == "node":
+        return f"{name}: {detail}".rstrip(": ")
+    if kind == "step":
+        return f"coding agent, turn {event.get('turn')}: asking the model ({detail or 'model'})"
+    if kind == "tool":
+        return f"coding agent, turn {event.get('turn')}: {name} {detail}".rstrip()
+    if kind == "grade":
+        return f"grading: {event.get('done')}/{event.get('total')} leaves"
+    if kind == "log":
+        return f"reproduction: {event.get('line', '')}"
+    return f"run: {detail}"
+
+
+def last_tool_call(d: Path, lines: int = 12) -> dict | None:
+    """The coding agent's latest tool call and the tail of what it returned (trajectory/<turn>.json)."""
+    tdir = d / "trajectory"
+    files = sorted(tdir.glob("*.json")) if tdir.is_dir() else []
+    for path in reversed(files[-3:]):
+        rec = _json(path) or {}
+        results = rec.get("results") or []
+        if results:
+            r = results[-1]
+            text = str(r.get("content") or "")
+            args = r.get("arguments") if isinstance(r.get("arguments"), dict) else {}
+            brief = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in list(args.items())[:3] if k != "content")
+            return {"turn": rec.get("turn"), "tool": r.get("name"), "args": brief, "ok": r.get("ok"),
+                    "seconds": r.get("seconds"), "tail": "\n".join(text.splitlines()[-lines:])[-2000:]}
+    return None
+
+
+def live(d: Path) -> dict:
+    """What the run page streams: progress, the current activity, the last tool call, time and budget used."""
+    checkpoint = checkpoint_values(d)
+    values = checkpoint[0]
+    out = progress(d, checkpoint)
+    cfg = _json(d / "run.json") or {}
+    budgets = cfg.get("budgets") or {}
+    loop = values.get("loop") or {}
+    usage = plus(values.get("usage"), loop.get("usage"))  # planning's calls plus the loop's own (run_usage)
+    web = web_state(d)
+    started = values.get("started_at") or web.get("started_at")
+    events = recent_events(d)
+    out.update(
+        activity=describe(events[-1]) if events else None,
+        events=[describe(e) for e in events[-6:]],
+        last_call=last_tool_call(d),
+        budget={"turns": loop.get("turn") or 0, "max_turns": budgets.get("max_steps"),
+                "tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0),
+                "max_tokens": budgets.get("max_model_tokens"),
+                "elapsed_s": round(time.time() - started, 1) if started and out["status"] not in ENDED else None,
+                "max_wall_s": budgets.get("max_wall_s")},
+        queue=web.get("state"), note=web.get("note"),
+    )
+    return out
+
+
+ENDED = ("done", "failed", "stopped", "cancelled")

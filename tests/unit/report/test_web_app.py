@@ -14,9 +14,25 @@ from agent.web import runs
 from agent.web.app import WebLinks, create_app
 
 
+def session_token(client: TestClient) -> str:
+    """The CSRF token of the client's session, as the app's own pages carry it in every form."""
+    m = re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get("/new").text)
+    assert m, "the form page carries no session token"
+    return m.group(1)
+
+
+class PageClient(TestClient):
+    """A browser-like client: its form posts carry the session token the pages give it."""
+
+    def post(self, url, *a, data=None, **kw):
+        if isinstance(data, dict) and "csrf_token" not in data and not kw.pop("no_token", False):
+            data = {**data, "csrf_token": session_token(self)}
+        return super().post(url, *a, data=data, **kw)
+
+
 @pytest.fixture
 def client(runs_dir):
-    return TestClient(create_app(runs_dir), base_url="http://127.0.0.1:8765")
+    return PageClient(create_app(runs_dir, start_runs=False), base_url="http://127.0.0.1:8765")
 
 
 def test_runs_list_shows_each_status_and_score(client):
