@@ -1,13 +1,20 @@
-"""The TRL-based scaffolds against the hand-written loops they replaced, side by side in one run.
+"""The library-based scaffolds against the hand-written loops they replaced, side by side in one run.
 
-    python bench/recipes.py [--train-limit 96] [--rounds 2] [--seeds 42]
+    python bench/recipes.py [--train-limit 96] [--cls-train-limit 1024] [--rounds 2] [--seeds 42]
+                            [--methods head lora full sft dpo]
 
-For each of `sft` (TRL's SFTTrainer) and `dpo` (TRL's DPOTrainer): the recipe's config block,
-rendered from one plan, is filled into today's template and into the hand-written loop it
-replaced (bench/baselines/, the templates as they were before the port). Both run the same
-model (SmolLM2-135M-Instruct from the embedded GGUF, de-quantised to float32, LoRA on q/v), the
+For each of `head`, `lora`, `full` (sequence classification on transformers' Trainer + peft),
+`sft` (TRL's SFTTrainer) and `dpo` (TRL's DPOTrainer): the recipe's config block, rendered from
+one plan, is filled into today's template and into the hand-written loop it replaced
+(bench/baselines/, the templates as they were before the port). Both run the same model, the
 same data (the movie-review snippets), batch, max length, dynamic padding and seed, as host
 processes with the same environment, alternately (A B A B ...) after one untimed warm-up of each.
+Classification: MiniLM-L6, batch 32, max length 64, the demo paper's settings, on the first
+``--cls-train-limit`` training sentences (a quarter as many test sentences, at least 50). The
+hand-written loop evaluated the test set twice at the end of a one-epoch run (after the epoch,
+then again as the final number); the Trainer scaffold evaluates once per epoch and takes the last
+as the final number. Causal LM: SmolLM2-135M-Instruct from the embedded GGUF, de-quantised to
+float32, LoRA on q/v, batch 8, max length 48.
 
 Reported per recipe: whole-run seconds (load, before-evaluation, training, after-evaluation —
 the same work for both), training samples per second (the script's own train_seconds; for DPO
@@ -37,9 +44,13 @@ from agent.recipes import fill_config, get_recipe  # noqa: E402
 from agent.recipes.base import template_text  # noqa: E402
 from sandbox.assets import host_assets  # noqa: E402
 
+CLASSIFY = ("head", "lora", "full")
 BASELINES = {"sft": ROOT / "bench" / "baselines" / "sft_handwritten.py",
-             "dpo": ROOT / "bench" / "baselines" / "dpo_handwritten.py"}
-METRIC = {"sft": ("perplexity", False), "dpo": ("preference_accuracy", True)}
+             "dpo": ROOT / "bench" / "baselines" / "dpo_handwritten.py",
+             **{m: ROOT / "bench" / "baselines" / "classify_handwritten.py" for m in CLASSIFY}}
+METRIC = {"sft": ("perplexity", False), "dpo": ("preference_accuracy", True),
+          **{m: ("accuracy", True) for m in CLASSIFY}}
+LIBRARY = {"sft": "TRL", "dpo": "TRL", **{m: "Trainer" for m in CLASSIFY}}
 GOAL = 0.95
 
 
@@ -49,6 +60,9 @@ def environment(tmp: Path) -> dict[str, str]:
     gguf = embedded_model_path()
     if not (models / gguf.name).exists():
         (models / gguf.name).symlink_to(gguf)
+    minilm = host_assets().model_path
+    if not (models / minilm.name).exists():
+        (models / minilm.name).symlink_to(minilm)
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update(REPRO_MODELS=str(models), REPRO_DATA=str(host_assets().data_dir), HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
@@ -57,13 +71,15 @@ def environment(tmp: Path) -> dict[str, str]:
 
 
 def scripts(method: str, train_limit: int, seed: int) -> dict[str, str]:
-    plan = Plan(task="bench", paper_model="SmolLM2-135M-Instruct", paper_dataset="movie-review snippets",
-                causal_model=embedded_model_path().name,
+    classify = method in CLASSIFY
+    plan = Plan(task="bench", paper_model="all-MiniLM-L6-v2" if classify else "SmolLM2-135M-Instruct",
+                paper_dataset="movie-review snippets", causal_model=embedded_model_path().name,
                 experiments=[Experiment(id=method, name=method, recipe=method)],
-                hyper=Hyper(train_limit=train_limit, batch_size=8, max_length=48, seed=seed))
+                hyper=Hyper(train_limit=train_limit, batch_size=32 if classify else 8,
+                            max_length=64 if classify else 48, seed=seed))
     recipe = get_recipe(method)
     config = recipe.config(plan)
-    return {"trl": fill_config(template_text(recipe.template), config),
+    return {"library": fill_config(template_text(recipe.template), config),
             "hand-written": fill_config(BASELINES[method].read_text(), config)}
 
 
@@ -90,20 +106,23 @@ def main() -> int:
     ap.add_argument("--train-limit", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=2, help="timed runs of each variant per seed (alternating)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[42])
-    ap.add_argument("--methods", nargs="+", default=["sft", "dpo"], choices=sorted(BASELINES))
+    ap.add_argument("--cls-train-limit", type=int, default=1024, help="training sentences of the classification runs")
+    ap.add_argument("--methods", nargs="+", default=[*CLASSIFY, "sft", "dpo"], choices=sorted(BASELINES))
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-recipes-"))
     env = environment(tmp)
-    print(f"model {embedded_model_path().name}, {a.train_limit} training examples, batch 8, max length 48, "
+    print(f"classification: MiniLM-L6, {a.cls_train_limit} training sentences, batch 32, max length 64; "
+          f"causal LM: {embedded_model_path().name}, {a.train_limit} training examples, batch 8, max length 48; "
           f"seeds {a.seeds}, {a.rounds} round(s), {os.cpu_count()} CPUs", flush=True)
     for method in a.methods:
-        runs: dict[str, list[dict]] = {"hand-written": [], "trl": []}
+        runs: dict[str, list[dict]] = {"hand-written": [], "library": []}
+        limit = a.cls_train_limit if method in CLASSIFY else a.train_limit
         for seed in a.seeds:
-            src = scripts(method, a.train_limit, seed)
-            for variant in ("hand-written", "trl"):  # warm-up: imports and file cache, untimed
+            src = scripts(method, limit, seed)
+            for variant in ("hand-written", "library"):  # warm-up: imports and file cache, untimed
                 run_once(src[variant], method, tmp / f"{method}-{variant}-warm", env)
             for r in range(a.rounds):
-                order = ("hand-written", "trl") if r % 2 == 0 else ("trl", "hand-written")
+                order = ("hand-written", "library") if r % 2 == 0 else ("library", "hand-written")
                 for variant in order:
                     got = run_once(src[variant], method, tmp / f"{method}-{variant}", env)
                     got["seed"] = seed
@@ -122,14 +141,15 @@ def _summary(method: str, runs: dict[str, list[dict]]) -> None:
     def rate(variant):
         return statistics.median(r["n_train"] * r["epochs"] / r["train_seconds"] for r in runs[variant])
 
-    whole = med("hand-written", "wall") / med("trl", "wall")
-    loop = rate("trl") / rate("hand-written")
+    whole = med("hand-written", "wall") / med("library", "wall")
+    loop = rate("library") / rate("hand-written")
     name, higher = METRIC[method]
-    print(f"{method}: whole run {med('hand-written', 'wall'):.1f} s hand-written vs {med('trl', 'wall'):.1f} s TRL "
-          f"-> speed ratio {whole:.2f}x (goal >= {GOAL}: {'OK' if whole >= GOAL else 'MISSED'})")
-    print(f"{method}: training only {rate('hand-written'):.2f} vs {rate('trl'):.2f} samples/s -> {loop:.2f}x"
-          + (" (not like for like: see the docstring)" if method == "dpo" else ""))
-    for variant in ("hand-written", "trl"):
+    lib = LIBRARY[method]
+    print(f"{method}: whole run {med('hand-written', 'wall'):.1f} s hand-written vs {med('library', 'wall'):.1f} s "
+          f"{lib} -> speed ratio {whole:.2f}x (goal >= {GOAL}: {'OK' if whole >= GOAL else 'MISSED'})")
+    print(f"{method}: training only {rate('hand-written'):.2f} vs {rate('library'):.2f} samples/s -> {loop:.2f}x"
+          + (" (not like for like: see the docstring)" if method in ("dpo", *CLASSIFY) else ""))
+    for variant in ("hand-written", "library"):
         by_seed = {}
         for r in runs[variant]:
             by_seed.setdefault(r["seed"], r["metric"])  # a seed's runs are deterministic: one value each

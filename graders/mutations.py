@@ -14,7 +14,6 @@ repo as data; a test rebuilds them and compares). Each case holds submission/, r
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import time
@@ -54,13 +53,14 @@ def _demo_gold() -> Submission:
     run = PAPERS / "demo-minilm-sentiment" / "run"
     results = {m: json.loads((run / "results" / m / "metrics.json").read_text()) for m in ("head", "lora", "full")}
     log = []
-    for m, r in results.items():  # what the recipe prints, rebuilt from the run's recorded history
+    for m, r in results.items():  # what the recipe prints, rebuilt from the run's recorded loss curve
+        cfg, acc = r["config"], r["metrics"]["accuracy"]
+        steps = -(-r["n_train"] // cfg["batch_size"]) * cfg["epochs"]
         log.append(f"data: {r['n_train']} train / {r['n_test']} test sentences")
         log.append(f"accuracy before fine-tuning: {r['before']['accuracy']:.4f}")
-        steps = max(h["step"] for h in r["history"])
-        log += [f"epoch 0 step {h['step']}/{steps} loss {h['loss']:.4f}" for h in r["history"]]
-        log.append(f"epoch 0 test accuracy {r['after']['accuracy']:.4f}")
-        log.append(f"accuracy after fine-tuning ({m}): {r['after']['accuracy']:.4f}")
+        log += [f"epoch 0 step {step}/{steps} loss {loss:.4f}" for step, loss in r["curves"]["loss"]]
+        log.append(f"epoch 0 test accuracy {acc:.4f}")
+        log.append(f"accuracy after fine-tuning ({m}): {acc:.4f}")
     log.append("all experiments finished")
     readme = ("# Replication: Head, LoRA or Full?\n\nRun `bash reproduce.sh`: it trains the head-only, LoRA and full "
               "fine-tuning models (MiniLM-L6, seed 42, one epoch) and writes results/<method>/metrics.json.\n")
@@ -73,26 +73,36 @@ def _drop_lora(s: Submission) -> None:
     start = code.index('    elif method == "lora":')
     end = code.index("    return model", start)
     # "lora" now freezes the encoder and trains the head, like head-only: no adapters anywhere
-    s.files["train.py"] = (code[:start] + code[end:]).replace('    if method == "head":', '    if method in ("head", "lora"):')
+    s.files["train.py"] = _replace(code[:start] + code[end:], '    if method == "head":', '    if method in ("head", "lora"):')
     s.results["lora"] = json.loads(json.dumps(s.results["head"]))
     s.results["lora"]["method"] = "lora"
 
 
+def _replace(text: str, old: str, new: str) -> str:
+    """A mutation's edit, which must apply: a template that changed shape fails the build loudly."""
+    if old not in text:
+        raise ValueError(f"the gold submission no longer contains {old!r}: update graders/mutations.py")
+    return text.replace(old, new)
+
+
 def _seed_and_schedule(s: Submission) -> None:
-    code = s.files["train.py"].replace("'seed': 42,", "'seed': 7,").replace("'warmup_ratio': 0.06,", "'warmup_ratio': 0.0,")
-    code = re.sub(r"    sched = torch\.optim\.lr_scheduler\.LambdaLR\(\n.*?\n    \)\n", "    sched = None\n", code, flags=re.S)
-    s.files["train.py"] = code.replace("            sched.step()\n", "")
+    code = _replace(s.files["train.py"], "'seed': 42,", "'seed': 7,")
+    code = _replace(code, "'warmup_ratio': 0.06,", "'warmup_ratio': 0.0,")
+    # no warmup and no decay: the Trainer keeps the learning rate constant
+    s.files["train.py"] = _replace(code, 'lr_scheduler_type="linear", warmup_steps=cfg["warmup_ratio"],  # a float '
+                                         'below 1: a share of the steps', 'lr_scheduler_type="constant",')
 
 
 def _skip_full(s: Submission) -> None:
-    s.files["reproduce.sh"] = s.files["reproduce.sh"].replace('python train.py --method full --out "results/full"\n', "")
+    s.files["reproduce.sh"] = _replace(s.files["reproduce.sh"], 'python train.py --method full --out "results/full"\n', "")
     del s.results["full"]
     s.log = s.log[: s.log.index("data:", s.log.index("accuracy after fine-tuning (lora)"))] + "all experiments finished\n"
 
 
 def _ten_points_off(s: Submission) -> None:
-    s.results["head"]["after"]["accuracy"] = round(s.results["head"]["after"]["accuracy"] - 0.10, 4)
-    s.log = s.log.replace("accuracy after fine-tuning (head): 0.7090", "accuracy after fine-tuning (head): 0.6090")
+    acc = s.results["head"]["metrics"]["accuracy"]
+    s.results["head"]["metrics"]["accuracy"] = off = round(acc - 0.10, 4)
+    s.log = _replace(s.log, f"accuracy after fine-tuning (head): {acc:.4f}", f"accuracy after fine-tuning (head): {off:.4f}")
 
 
 def _forged(s: Submission) -> None:
@@ -102,7 +112,7 @@ def _forged(s: Submission) -> None:
 
 
 def _readme_claims(s: Submission) -> None:
-    s.files["train.py"] = s.files["train.py"].replace("'seed': 42,", "'seed': None,")
+    s.files["train.py"] = _replace(s.files["train.py"], "'seed': 42,", "'seed': None,")
     s.files["README.md"] = s.readme + ("\nEvery run fixes the random seed to 42 for the data split, the initialisation "
                                        "and the batch order, exactly as in the paper.\n")
 

@@ -1,13 +1,16 @@
-"""Fine-tune a pre-trained encoder for binary sentence classification.
+"""Fine-tune a pre-trained encoder for binary sentence classification, on transformers' Trainer.
 
-Written by Repro from its tested `sequence-classification` recipe. nanoGPT style: one config
-block on top, seeded, resumable (a checkpoint per epoch), metrics written to a JSON file.
+Written by Repro from its tested `sequence-classification` recipe, on the libraries a researcher
+would use: transformers' Trainer (AdamW, linear warmup and decay, dynamic padding by
+DataCollatorWithPadding, a checkpoint per epoch to resume from) with peft for LoRA / QLoRA. One
+config block on top, seeded, metrics written to a JSON file.
 Usage: python train.py [--method full|head|lora|qlora] [--epochs N] [--out results/NAME] [--train-limit N]
 """
 import argparse
 import json
 import os
 import random
+import shutil
 import time
 
 # ----------------------------------------------------------------------------- config
@@ -36,7 +39,10 @@ CONFIG = {
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,  # noqa: E402
+                          PrinterCallback, Trainer, TrainerCallback, TrainingArguments)
+from transformers.utils import logging as hf_logging  # noqa: E402
 
 
 def parse_args():
@@ -99,27 +105,30 @@ def load_hub_data(name, config, test_fraction, seed):
     return [data[i] for i in order[n_test:]], [data[i] for i in order[:n_test]]
 
 
-def batches(data, batch_size, shuffle, seed):
-    idx = list(range(len(data)))
-    if shuffle:
-        random.Random(seed).shuffle(idx)
-    for i in range(0, len(idx), batch_size):
-        chunk = [data[j] for j in idx[i : i + batch_size]]
-        yield [t for t, _ in chunk], torch.tensor([y for _, y in chunk])
-
-
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@torch.no_grad()
-def evaluate(model, tok, data, cfg):
-    model.eval()
-    correct = 0
-    for texts, labels in batches(data, 128, False, 0):
-        # Dynamic padding: pad to the longest sentence in the batch, not to max_length.
-        enc = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt").to(DEVICE)
-        correct += (model(**enc).logits.argmax(-1).cpu() == labels).sum().item()
-    return correct / max(1, len(data))
+def tokenized(tok, rows, cfg):
+    """Token ids without padding: the collator pads each batch to its longest sentence (dynamic padding)."""
+    enc = tok([t for t, _ in rows], truncation=True, max_length=cfg["max_length"])
+    return Dataset.from_dict({**enc, "labels": [y for _, y in rows]})
+
+
+def accuracy(pred):
+    return {"accuracy": float((np.argmax(pred.predictions, axis=-1) == pred.label_ids).mean())}
+
+
+class PrintProgress(TrainerCallback):
+    """The loss every ``logging_steps`` and the accuracy after each epoch, printed as they happen (a job's
+    log streams them), in one plain line each instead of the Trainer's dicts."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            print(f"epoch {int(state.epoch - 1e-9)} step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}",
+                  flush=True)
+        if "eval_accuracy" in logs and state.global_step:
+            print(f"epoch {round(state.epoch) - 1} test accuracy {logs['eval_accuracy']:.4f}", flush=True)
 
 
 def qlora_available():
@@ -184,6 +193,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     # the sandbox's CPU quota (OMP_NUM_THREADS) when set: more threads than cores only wait
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, os.cpu_count() or 1))
+    hf_logging.set_verbosity_error()
     seed_everything(cfg["seed"])
     # a bundled asset by file name, else the paper's own by its Hub name (the broker's offline cache)
     model_dir = os.path.join(os.environ.get("REPRO_MODELS", "/opt/repro/models"), cfg["model_name"])
@@ -204,50 +214,41 @@ def main():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     lr = cfg["learning_rate"][cfg["method"]] if isinstance(cfg["learning_rate"], dict) else cfg["learning_rate"]
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=cfg["weight_decay"])
-    steps_total = cfg["epochs"] * ((len(train) + cfg["batch_size"] - 1) // cfg["batch_size"])
-    warmup = int(steps_total * cfg["warmup_ratio"])
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) * max(0.0, (steps_total - s) / max(1, steps_total - warmup))
-    )
-
-    ckpt_path = os.path.join(out, "checkpoint.pt")
-    start_epoch, history, before = 0, [], None
-    if os.path.exists(ckpt_path):  # resume after a crash
-        state = torch.load(ckpt_path, weights_only=False, map_location=DEVICE)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start_epoch, history, before = state["epoch"], state["history"], state["before"]
-        print(f"resumed from epoch {start_epoch}", flush=True)
-    if before is None:
-        before = evaluate(model, tok, test, cfg)
+    trainer_dir = os.path.join(out, "trainer")
+    args = TrainingArguments(
+        output_dir=trainer_dir, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch_size"],
+        per_device_eval_batch_size=128, learning_rate=lr, weight_decay=cfg["weight_decay"],
+        lr_scheduler_type="linear", warmup_steps=cfg["warmup_ratio"],  # a float below 1: a share of the steps
+        seed=cfg["seed"], eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, logging_steps=20,
+        label_names=["labels"],  # a peft model's forward hides its label argument from the Trainer
+        report_to=[], disable_tqdm=True, use_cpu=DEVICE == "cpu")
+    trainer = Trainer(model=model, args=args, train_dataset=tokenized(tok, train, cfg),
+                      eval_dataset=tokenized(tok, test, cfg), data_collator=DataCollatorWithPadding(tok),
+                      compute_metrics=accuracy, callbacks=[PrintProgress()])
+    trainer.remove_callback(PrinterCallback)
+    # resume after a crash: the Trainer's last epoch checkpoint (weights, optimiser, scheduler, step,
+    # log) and the before-number measured on the untouched model
+    resume = os.path.isdir(trainer_dir) and any(d.startswith("checkpoint-") for d in os.listdir(trainer_dir))
+    before_path = os.path.join(out, "before.json")
+    if resume and os.path.exists(before_path):
+        with open(before_path) as f:
+            before = json.load(f)["accuracy"]
+        print("resuming from the last checkpoint", flush=True)
+    else:
+        before = trainer.evaluate()["eval_accuracy"]
+        with open(before_path, "w") as f:
+            json.dump({"accuracy": before}, f)
         print(f"accuracy before fine-tuning: {before:.4f}", flush=True)
 
     t0 = time.time()
-    step = len(history)
-    for epoch in range(start_epoch, cfg["epochs"]):
-        model.train()
-        for texts, labels in batches(train, cfg["batch_size"], True, cfg["seed"] + epoch):
-            enc = tok(texts, padding=True, truncation=True, max_length=cfg["max_length"], return_tensors="pt").to(DEVICE)
-            loss = model(**enc, labels=labels.to(DEVICE)).loss
-            loss.backward()
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            if step % 20 == 0:
-                history.append({"step": step, "epoch": epoch, "loss": round(loss.item(), 5)})
-                print(f"epoch {epoch} step {step}/{steps_total} loss {loss.item():.4f}", flush=True)
-        acc = evaluate(model, tok, test, cfg)
-        print(f"epoch {epoch} test accuracy {acc:.4f}", flush=True)
-        torch.save(
-            {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-             "epoch": epoch + 1, "history": history, "before": before},
-            ckpt_path + ".tmp",
-        )
-        os.replace(ckpt_path + ".tmp", ckpt_path)  # a kill mid-save leaves the previous checkpoint intact
-    after = evaluate(model, tok, test, cfg)
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    log = trainer.state.log_history
+    history = [{"step": h["step"], "epoch": int(h.get("epoch", 1) - 1e-9), "loss": round(h["loss"], 5)}
+               for h in log if "loss" in h and "step" in h]
+    evals = [h for h in log if "eval_accuracy" in h and h.get("step")]
+    # the last epoch's evaluation is the final one (a run resumed after its last epoch evaluates again)
+    after = evals[-1]["eval_accuracy"] if evals and round(evals[-1]["epoch"]) == cfg["epochs"] \
+        else trainer.evaluate()["eval_accuracy"]
     metrics = {
         "method": cfg["method"],
         "before": {"accuracy": round(before, 4)},
@@ -266,7 +267,8 @@ def main():
     with open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
     os.replace(tmp, os.path.join(out, "metrics.json"))  # atomic: never a half-written metric file
-    os.remove(ckpt_path)  # the run finished: the checkpoint is no longer needed (and is large)
+    shutil.rmtree(trainer_dir, ignore_errors=True)  # checkpoints are for resuming only (and large)
+    os.remove(before_path)
     print(f"accuracy after fine-tuning ({cfg['method']}): {after:.4f}", flush=True)
 
 

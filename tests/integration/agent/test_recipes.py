@@ -29,6 +29,23 @@ def _write(tmp_path, plan):
     return files
 
 
+def crash_in_epoch_2(trainer: str, method: str) -> str:
+    """A driver that runs train.py's main() with its Trainer class made to crash once epoch 1 is saved."""
+    return ("import sys, train\n"
+            "from transformers import TrainerCallback\n"
+            "class Crash(TrainerCallback):\n"
+            "    def on_step_begin(self, args, state, control, **kw):\n"
+            "        if state.epoch >= 1:\n"
+            "            raise SystemExit('crash in epoch 2')\n"
+            f"base = train.{trainer}\n"
+            "class Crashing(base):\n"
+            "    def __init__(self, *a, **kw):\n"
+            "        super().__init__(*a, **{**kw, 'callbacks': [*(kw.get('callbacks') or []), Crash()]})\n"
+            f"train.{trainer} = Crashing\n"
+            f"sys.argv = ['train.py', '--method', '{method}', '--epochs', '2', '--out', 'results/{method}']\n"
+            "train.main()\n")
+
+
 def _metrics(tmp_path, method):
     return json.loads((tmp_path / "results" / method / "metrics.json").read_text())
 
@@ -76,7 +93,8 @@ def test_classification_family_trains_all_four_methods(tmp_path, recipe_env):
         parse_result(tmp_path / "results" / k / "metrics.json")
         assert 0.0 <= v["before"]["accuracy"] <= 1.0 and 0.0 <= v["metrics"]["accuracy"] <= 1.0
         assert v["n_train"] == 48 and v["config"]["seed"] == 42
-        assert not (tmp_path / "results" / k / "checkpoint.pt").exists()
+        # only the result (and the driver's record) stay: the Trainer's checkpoints are for resuming only
+        assert sorted(p.name for p in (tmp_path / "results" / k).iterdir()) == ["metrics.json", "moved.json"]
     assert m["head"]["trainable_params"] < m["lora"]["trainable_params"] < m["full"]["trainable_params"]
     assert m["full"]["trainable_params"] == m["full"]["total_params"]
     # QLoRA on a CPU host: says so, records the deviation, trains LoRA instead
@@ -90,6 +108,27 @@ def test_classification_family_trains_all_four_methods(tmp_path, recipe_env):
     for k in m:
         moved = json.loads((tmp_path / "results" / k / "moved.json").read_text())
         assert moved["moved"] and set(moved["moved"]) == set(moved["trainable"]), (k, moved)
+
+
+def test_classification_resumes_from_the_trainers_epoch_checkpoint_after_a_crash(tmp_path, recipe_env):
+    """LoRA, two epochs, a crash in epoch 2: the next run resumes from epoch 1's checkpoint (its
+    accuracy after epoch 1 is not measured again), keeps the untouched model's before-number, and
+    ends with the same result as a run that never crashed."""
+    plan = _plan(["lora"], train_limit=48, batch_size=16, max_length=32, epochs=2)
+    _write(tmp_path, plan)
+    straight = run_script(tmp_path, "python train.py --method lora --epochs 2 --out results/straight", recipe_env)
+    assert straight.stdout.count("test accuracy") == 2
+    (tmp_path / "crash.py").write_text(crash_in_epoch_2("Trainer", "lora"))
+    first = subprocess.run(["python", "crash.py"], cwd=tmp_path, env=recipe_env, capture_output=True, text=True,
+                           timeout=240)
+    assert first.returncode != 0 and "crash in epoch 2" in first.stderr, first.stderr[-2000:]
+    assert list((tmp_path / "results" / "lora" / "trainer").glob("checkpoint-3"))  # epoch 1: 48 / 16 steps
+    second = run_script(tmp_path, "python train.py --method lora --epochs 2 --out results/lora", recipe_env)
+    assert "resuming from the last checkpoint" in second.stdout
+    assert "accuracy before fine-tuning" not in second.stdout  # measured once, on the untouched model
+    m, want = _metrics(tmp_path, "lora"), _metrics(tmp_path, "straight")
+    assert m["before"] == want["before"] and m["metrics"] == want["metrics"]  # resumed = never crashed
+    assert sorted(p.name for p in (tmp_path / "results" / "lora").iterdir()) == ["metrics.json"]  # resume state gone
 
 
 def test_causal_lm_sft_from_gguf(tmp_path, recipe_env):
@@ -137,20 +176,7 @@ def test_dpo_resumes_from_the_trainers_checkpoint_after_a_crash(tmp_path, recipe
     pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
     plan = _plan(["dpo"], train_limit=16, batch_size=8, max_length=40, epochs=2, learning_rate={"dpo": 2e-2})
     _write(tmp_path, plan)
-    crash = ("import sys, train\n"
-             "from transformers import TrainerCallback\n"
-             "class Crash(TrainerCallback):\n"
-             "    def on_step_begin(self, args, state, control, **kw):\n"
-             "        if state.epoch >= 1:\n"
-             "            raise SystemExit('crash in epoch 2')\n"
-             "base = train.DPOTrainer\n"
-             "class Crashing(base):\n"
-             "    def __init__(self, *a, **kw):\n"
-             "        super().__init__(*a, callbacks=[Crash()], **kw)\n"
-             "train.DPOTrainer = Crashing\n"
-             "sys.argv = ['train.py', '--method', 'dpo', '--epochs', '2', '--out', 'results/dpo']\n"
-             "train.main()\n")
-    (tmp_path / "crash.py").write_text(crash)
+    (tmp_path / "crash.py").write_text(crash_in_epoch_2("DPOTrainer", "dpo"))
     first = subprocess.run(["python", "crash.py"], cwd=tmp_path, env=recipe_env, capture_output=True, text=True,
                            timeout=240)
     assert first.returncode != 0 and "crash in epoch 2" in first.stderr, first.stderr[-2000:]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.eval.doubles import REPRODUCE, tiny_train
+from papers.demo import table1
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_PAPER = ROOT / "papers" / "demo-minilm-sentiment" / "paper.pdf"
@@ -17,7 +18,7 @@ DEMO_PAPER = ROOT / "papers" / "demo-minilm-sentiment" / "paper.pdf"
 # Table 1 rows in order — R1 before fine-tuning, R2 head, R3 LoRA, R4 full.
 CLAIMS_ANSWER = {"experiments": [
     {"name": "Classifier head only", "method": "train only the classifier head", "recipe": "head",
-     "claim": "the head alone reaches 70.9%", "results": ["R2"]},
+     "claim": f"the head alone reaches {table1()['head']:g}%", "results": ["R2"]},
     {"name": "LoRA", "method": "LoRA on the query and value projections", "recipe": "lora",
      "claim": "LoRA nearly matches full fine-tuning", "results": ["R3"]}]}
 SETTINGS_ANSWER = {"task": "binary sentiment classification", "base_model": "all-MiniLM-L6-v2",

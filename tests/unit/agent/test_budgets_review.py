@@ -13,6 +13,9 @@ from agent.runner import execute_run
 from agent.scripted import FileScriptedModel
 
 from .conftest import DEMO_PAPER, REPRODUCE
+from papers.demo import table1
+
+TABLE1 = table1()  # the demo paper's Table 1, as its PDF prints it
 
 SCRIPTED = ModelConfig(model="scripted", base_url="http://127.0.0.1:9/v1")  # never called: a scripted object answers
 
@@ -57,7 +60,7 @@ def test_a_scripted_coding_session_writes_runs_fixes_and_submits(tmp_path, scrip
     # the reproduction re-ran reproduce.sh from the submission alone and its numbers are in the report
     rep = _report(cfg)
     head = next(r for r in rep["comparison"] if r["experiment_id"] == "head" and r["experiment"] != "Before fine-tuning")
-    assert head["reported"]["value"] == 70.9 and head["reproduced"]["file"] == "reproduction/results/head/metrics.json"
+    assert head["reported"]["value"] == TABLE1["head"] and head["reproduced"]["file"] == "reproduction/results/head/metrics.json"
     assert 0.6 < head["reproduced"]["value"] < 0.9  # naive Bayes on these snippets
     status = {e["id"]: e for e in rep["experiments"]}
     assert status["head"]["status"] == "replicated"
@@ -72,7 +75,7 @@ def test_a_scripted_coding_session_writes_runs_fixes_and_submits(tmp_path, scrip
     assert len(checks) == 6
     head_close = checks["The head-only model's accuracy"]
     assert not head_close["passed"] and head_close["difference"] > 3  # naive Bayes is not a fine-tuned head
-    assert f"|{head_close['reproduced']:.4g} - 70.9|" in head_close["arithmetic"]
+    assert f"|{head_close['reproduced']:.4g} - {TABLE1['head']:g}|" in head_close["arithmetic"]
     assert checks["The measured accuracy before f"]["passed"]  # the majority baseline is near chance
     assert "no results file" in checks["The LoRA model's accuracy afte"]["arithmetic"]
     graded = {leaf["requirements"][:30]: leaf for leaf in _leaves(rep["graded_tree"])}

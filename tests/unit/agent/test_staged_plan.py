@@ -17,6 +17,9 @@ from agent.recipes import registry
 from papers import load_paper
 
 from .conftest import CLAIMS_ANSWER, DEMO_PAPER, SETTINGS_ANSWER
+from papers.demo import table1
+
+TABLE1 = table1()  # the demo paper's Table 1, as its PDF prints it
 
 REAL = Path(__file__).resolve().parents[4] / "shared" / "papers" / "real"
 RECIPES = sorted(registry())
@@ -68,8 +71,8 @@ def test_stages_are_saved_and_grounded(tmp_path):
     assert s2["experiments"][2]["settings_from"] == "paper"  # the model gave none for 'full'
     # the plan: ids by recipe, cheapest first, each with the paper's number and provenance
     assert [(e.id, e.recipe) for e in plan.experiments] == [("head", "head"), ("lora", "lora"), ("full", "full")]
-    assert [e.reported_after.value for e in plan.experiments] == [70.9, 81.2, 83.9]
-    assert all(e.reported_before.value == 49.0 for e in plan.experiments)
+    assert [e.reported_after.value for e in plan.experiments] == [TABLE1[k] for k in ("head", "lora", "full")]
+    assert all(e.reported_before.value == TABLE1["before"] for e in plan.experiments)
     assert plan.source == "model" and plan.experiments[0].claim
     assert s1["usage"]["calls"] == s2["usage"]["calls"] == 1 and usage["reasks"] == 0
 
@@ -96,7 +99,7 @@ def test_targets_always_come_from_paper_results(tmp_path):
                 assert _key(t.model_dump()) in results
         assert "99.9" not in e.model_dump_json()  # the model's invented figure is masked in its claim text
     assert head.claim == "reaches [?]% accuracy"
-    assert head.reported_after.value == 70.9
+    assert head.reported_after.value == TABLE1["head"]
 
 
 def test_garbage_answers_fall_back_to_the_paper(tmp_path):
@@ -126,7 +129,7 @@ def test_invented_model_and_dataset_are_replaced_by_the_papers(tmp_path):
     plan, stages, *_ = _plan(tmp_path, [claims, settings])
     shared = stages[2]["shared"]
     assert shared["task"] == {"value": "text classification", "from": "default"}
-    assert "the paper reports 70.9" in stages[1]["experiments"][0]["claim"]  # digit soup replaced
+    assert f"the paper reports {TABLE1['head']:g}" in stages[1]["experiments"][0]["claim"]  # digit soup replaced
     assert shared["base_model"]["from"].startswith("paper") and "MiniLM" in shared["base_model"]["value"]
     # The invented names may appear only in the notes that say they were replaced, nowhere the plan is used.
     used = {k: v for k, v in plan.model_dump().items() if k != "notes"}

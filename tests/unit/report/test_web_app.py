@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from agent import review_store
 from agent.web import runs
 from agent.web.app import WebLinks, create_app
+from papers.demo import table1
 
 
 def session_token(client: TestClient) -> str:
@@ -76,7 +77,7 @@ def test_the_paused_page_shows_what_the_runner_asks(client, runs_dir):
         assert f"<code>{e['id']}</code> {e['name']}" in html
     assert '<span class="ctx">+++ b/plan.json</span>' in html  # the pause's diff, escaped and coloured
     plan = client.get("/runs/demo-paused/plan").text
-    assert 'data-experiment="head"' in plan and "70.9" in plan and "Waiting for your review: plan" in plan
+    assert 'data-experiment="head"' in plan and f"{table1()['head']:g}" in plan and "Waiting for your review: plan" in plan
 
 
 def test_approve_is_the_decision_the_runner_resumes_with(client, fx, runs_dir):
