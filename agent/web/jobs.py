@@ -98,7 +98,7 @@ class Scheduler:
             if state == "queued":
                 write_json(cancel_path(run_dir), {"who": who, "at": time.time()})
                 _update(run_dir, state="cancelling", cancel_at=time.time())
-                threading.Thread(target=self._finish_cancel, args=(run_dir, who), daemon=True).start()
+                self._finish_cancel(run_dir, who)
                 return "cancelled before it started"
             if state != "running":
                 raise ValueError(f"the run is {state or 'not managed by this server'}; only a queued or running "
@@ -168,8 +168,8 @@ class Scheduler:
     def _ended(self, run_dir: Path, st: dict) -> None:
         child = self.children.pop(run_dir.name, None)
         code = child.returncode if child is not None else None
-        if st.get("state") == "cancelling":
-            threading.Thread(target=self._finish_cancel, args=(run_dir, self._canceller(run_dir)), daemon=True).start()
+        if st.get("state") == "cancelling":  # here, not in a thread: the next tick must find it ended
+            self._finish_cancel(run_dir, self._canceller(run_dir))
             return
         if code == EXIT_INTERRUPTED:
             _update(run_dir, state="queued", resume=True, note="interrupted; resumes from its checkpoint")
