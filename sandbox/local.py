@@ -253,31 +253,33 @@ class LocalSandbox:
         self._kill_marked()
 
     def _kill_marked(self) -> int:
-        """SIGKILL every process whose environment carries this sandbox's marker."""
+        """SIGKILL every process whose environment carries this sandbox's marker, and wait (up to the
+        kill grace) until none is left: a SIGKILLed process lives on until the kernel has torn it
+        down, and on a busy machine that outlasts a fixed number of passes."""
         needle = f"{MARKER_VAR}={self.marker}".encode()
         me = os.getpid()
-        n = 0
-        for _ in range(3):
+        killed: set[int] = set()
+        deadline = time.monotonic() + max(self.policy.kill_grace_s, 1.0)
+        while True:
             found = 0
             for pid_s in os.listdir("/proc"):
                 if not pid_s.isdigit() or int(pid_s) == me:
                     continue
-                try:
+                try:  # a zombie's environment reads empty: only processes still alive match
                     with open(f"/proc/{pid_s}/environ", "rb") as f:
                         env = f.read()
                 except OSError:
                     continue
                 if needle in env.split(b"\0"):
+                    found += 1
                     try:
                         os.kill(int(pid_s), signal.SIGKILL)
-                        found += 1
+                        killed.add(int(pid_s))
                     except (ProcessLookupError, PermissionError):
                         pass
-            n += found
-            if not found:
-                break
+            if not found or time.monotonic() > deadline:
+                return len(killed)
             time.sleep(0.05)
-        return n
 
     def _recent_oom(self) -> bool:
         return False  # the host kernel log is not ours to read; local has no memory cgroup
