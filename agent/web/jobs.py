@@ -86,10 +86,6 @@ class Scheduler:
         self.wake()
         return True
 
-    def position(self, run_id: str) -> int | None:
-        queued = [d.name for d in self.managed() if (read_state(d) or {}).get("state") == "queued"]
-        return queued.index(run_id) + 1 if run_id in queued else None
-
     def cancel(self, run_dir: Path, who: str) -> str:
         """Cancel a queued or running run; returns what happened, in words."""
         with self.lock:
