@@ -90,7 +90,10 @@ class Plan(BaseModel):
     deviations: list[Deviation] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     source: Literal["model", "fallback"] = "model"
-    """'fallback' when the model's answers were unusable and the plan came from the paper alone."""
+    """'fallback' when the plan keeps no value the model gave: its answers were unusable, or
+    grounding replaced them all, and the plan came from the paper alone."""
+    fields: dict[str, int] = Field(default_factory=dict)
+    """Of the values the model gave: how many grounding kept / replaced, and how many it added."""
 
     addendum: str | None = None
     """The paper's addendum.md (PaperBench layout) when one sits beside the PDF: given to the agent."""

@@ -47,7 +47,9 @@ class LoopRecord(TypedDict, total=False):
     submitted: dict | None  # {note, step, forced}
     exit: str | None  # submitted | steps | tokens | dollars | time | malformed | user_stop
     exit_detail: str
-    guided: int  # turns whose tool menu the guide narrowed
+    guided: int  # turns whose call the guide decided (a one-tool menu)
+    guide_calls: int  # tool calls the guide decided
+    model_calls: int  # tool calls the model chose from a menu of several tools
     feedback: list[str]  # reviewer feedback not yet shown to the model
 
 

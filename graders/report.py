@@ -242,12 +242,13 @@ def render_markdown(data: dict) -> str:
     if a:
         lines += ["", "## The coding agent", "", f"{a['turns']} turns, {a['tool_calls']} tool calls, {a['malformed']} "
                   f"malformed (re-asked), {a['nudges']} nudges; exit **{a.get('exit')}** {a.get('exit_detail') or ''}"
-                  + (f"; guided on {a['guided']} turns (the tool menu was narrowed)" if a.get("guided") else ""), ""]
+                  + (f"; {a['decided']}" if a.get("decided") else ""), ""]
         lines += [f"- `{f['path']}`: {f['origin']}" for f in a["files"]]
-        lines += ["", "| turn | tool | arguments | result |", "|---|---|---|---|"]
+        lines += ["", "| turn | tool | arguments | result | options (1 = the guide decided) |", "|---|---|---|---|---|"]
         for st in a["steps"]:
             res = (st["result"] or "").replace("\n", " ").replace("|", "\\|")[:160]
-            lines.append(f"| {st['turn']} | {st['tool'] or '—'} | `{(st['args'] or '').replace('|', '/')[:80]}` | {res} |")
+            lines.append(f"| {st['turn']} | {st['tool'] or '—'} | `{(st['args'] or '').replace('|', '/')[:80]}` | {res} | "
+                         f"{st.get('options') or '—'} |")
     lines += _assets_md(data.get("assets") or {})
     lines += ["", "## Deviations from the paper", ""]
     lines += [f"- **{d['what']}**: paper {d['paper']} → ours {d['ours']} — {d['reason']}" for d in data.get("deviations") or []]

@@ -11,6 +11,18 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 Verdict = Literal["replicated", "not replicated", "inconclusive"]
 
+#: An experiment's status, one meaning each, in the report, report.json and the UI. A claim's
+#: verdict (above) is about one claim; an experiment's status is about all its checks and claims.
+EXPERIMENT_STATUS = {
+    "replicated": "it ran, and every check and claim that compares it with the paper passed",
+    "results differ": "it ran, and a check or claim that compares it with the paper failed",
+    "inconclusive": "it ran, no check failed, and a claim across seeds cannot tell",
+    "ran, no comparable target": "it ran, but no check or claim compares its numbers with the paper's "
+                                 "(none exists, or the setup differs from the paper's)",
+    "failed": "it was attempted, but the reproduction wrote no valid results for it",
+    "not attempted": "the submission has no code that reports it",
+}
+
 
 def t95(df: int) -> float:
     if df <= 0:

@@ -1,10 +1,12 @@
-"""The guide: for weak models, a tool menu narrowed to what fits the workspace's state.
+"""The guide: for weak models, the code decides the next tool call from the workspace's state.
 
-A 135M-parameter model cannot plan a replication, but it can pick among few constrained options.
-Each turn the guide offers only the tools (and argument values) that make sense now — scaffold the
-next planned experiment that has a recipe, smoke-test reproduce.sh as a job, wait for it, submit —
-and every narrowed turn is counted and shown in the report. When the smoke run fails, the menu
-opens to every tool: fixing code is the model's own work.
+A 135M-parameter model cannot plan a replication. Each guided turn offers exactly one tool, its
+choosing arguments fixed to one value each (an enum), and the grammar forces one call: scaffold the
+next planned experiment that has a recipe, smoke-test reproduce.sh as a job, wait for it, submit.
+On those turns the guide decides the call; the model only fills the free arguments (how long to
+wait, the submit note) and a bounded thought. When no recipe fits or the smoke run fails, the menu
+opens to every tool and the call is the model's. Each turn records how many tools it offered and
+who decided; the report gives the run's total ("the guide decided 6 of 6 calls").
 """
 from __future__ import annotations
 
@@ -17,6 +19,18 @@ SMOKE_COMMAND = "REPRO_SMOKE=1 bash reproduce.sh"
 def enabled(mode: str, weak_model: bool) -> bool:
     """"auto": on for a model that says it is weak (the embedded SmolLM2)."""
     return mode == "on" or (mode == "auto" and weak_model)
+
+
+def decided_by(tools: list[dict]) -> str:
+    """Who chose a turn's call: 'guide' when its menu is one tool (the guide narrows every choosing
+    argument of it to one value), 'model' when the menu offers a real choice."""
+    return "guide" if len(tools) == 1 else "model"
+
+
+def free_arguments(tool: dict) -> list[str]:
+    """The arguments of a one-tool menu the model still fills (not narrowed to a single value)."""
+    props = tool["parameters"].get("properties", {})
+    return [k for k, v in props.items() if not (isinstance(v.get("enum"), list) and len(v["enum"]) == 1)]
 
 
 def _smoke_name(loop: dict) -> str:

@@ -111,9 +111,11 @@ def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
         files_hash = manifest_hash(ws.manifest)
         tools, why = guide.menu(plan, loop, running, smoke_passed(loop, ws.manifest), files_hash,
                                 "reproduce.sh" in ws.manifest)
-        updates["guided"] = loop.get("guided", 0) + 1
     else:
         tools = tool_schemas()
+    decider = guide.decided_by(tools)
+    if decider == "guide":
+        updates["guided"] = loop.get("guided", 0) + 1
     budget_text = (f"{cfg.budgets.max_steps} turns, {cfg.budgets.max_agent_s / 60:.0f} minutes"
                    + (f", ${cfg.budgets.max_dollars}" if cfg.budgets.max_dollars else ""))
     head = [cx.system_message(ctx.offline, brief=guided), cx.task_message(plan, paper, budget_text, brief=guided)]
@@ -123,7 +125,11 @@ def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     comp = ctx.model.complete(messages, tools=tools, max_tokens=MAX_REPLY_TOKENS, temperature=temperature,
                               seed=turn)
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments, "error": c.error} for c in comp.tool_calls]
-    record = {"turn": turn, "at": time.time(), "notes": notes, "temperature": temperature, "menu": [t["name"] for t in tools], "guide": why,
+    key = "guide_calls" if decider == "guide" else "model_calls"
+    updates[key] = loop.get(key, 0) + len(calls)
+    record = {"turn": turn, "at": time.time(), "notes": notes, "temperature": temperature,
+              "menu": [t["name"] for t in tools], "guide": why, "options": len(tools), "decided_by": decider,
+              "free_arguments": guide.free_arguments(tools[0]) if decider == "guide" else None,
               "trimmed": trimmed, "usage": of(comp), "finish_reason": comp.finish_reason,
               "reply": {"text": (comp.text or "")[:4000], "calls": calls}, "results": []}
     if not calls and _embedded(ctx):

@@ -128,33 +128,68 @@ def _quantity(results: dict, experiment: str, metric: str) -> float | None:
     return got[1] if got else None
 
 
-def experiment_status(plan: dict, results: dict, loop: dict, rep: dict) -> list[dict]:
-    """Each planned experiment: replicated (its results file came from the reproduction) or not,
-    with the reason — never dropped silently."""
+def _decides(part: dict, substituted: bool) -> bool:
+    """Whether a check can decide its experiment's status: it found its numbers, and, where the
+    setup differs from the paper's (any deviation), it compares reproduced numbers with each other
+    or with a range — never an absolute number measured on another setup."""
+    if part.get("reproduced") is None or (part.get("kind") in ("greater", "ratio_below") and part.get("other") is None):
+        return False
+    return not (substituted and part.get("kind") == "close")
+
+
+def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: list[dict] | None = None,
+                      claims: list[dict] | None = None) -> list[dict]:
+    """Each planned experiment's status (graders.stats.EXPERIMENT_STATUS) with its reason, never
+    dropped silently: 'replicated' only when the checks and claims that compare it with the paper
+    pass — a results file alone is 'ran, no comparable target'."""
     out = []
     scaffolded = set(loop.get("scaffolded_experiments") or [])
+    deviations = plan.get("deviations") or []
+    substituted = bool(deviations)
+    setup = "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in deviations[:3])
     for exp in plan.get("experiments", []):
-        if exp["id"] in results:
-            out.append({"id": exp["id"], "name": exp["name"], "status": "replicated",
-                        "reason": f"results/{exp['id']}/metrics.json written by the reproduction"})
+        eid = exp["id"]
+        if eid in results:
+            parts = [p for c in checks or [] for p in (c.get("parts") or [c]) if p.get("experiment") == eid]
+            deciding = [p for p in parts if _decides(p, substituted)]
+            verdicts = [c for c in claims or [] if c.get("experiment") == eid
+                        and (c.get("comparative") or not substituted)]
+            failed = [p["arithmetic"] for p in deciding if not p.get("passed")] + \
+                [f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "not replicated"]
+            if not deciding and not verdicts:
+                status = "ran, no comparable target"
+                why = (f"its results ran on another setup than the paper's ({setup}): the paper's absolute numbers "
+                       "are not comparable, and no comparative check covers it" if substituted and parts else
+                       "no check or claim compares its numbers with the paper's")
+            elif failed:
+                status, why = "results differ", "; ".join(failed[:2])
+            elif any(c["verdict"] == "inconclusive" for c in verdicts):
+                status = "inconclusive"
+                why = next(f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "inconclusive")
+            else:
+                status = "replicated"
+                why = "; ".join([p["arithmetic"] for p in deciding] + [c["why"] for c in verdicts][:3])
+            out.append({"id": eid, "name": exp["name"], "status": status, "reason": why,
+                        "results": f"results/{eid}/metrics.json (written by the reproduction)"})
             continue
-        stale = [n for n in rep.get("ignored") or [] if n.startswith(f"results/{exp['id']}/")]
+        status = "failed"
+        stale = [n for n in rep.get("ignored") or [] if n.startswith(f"results/{eid}/")]
         if stale:  # a results file existed, but the run did not write it (or it breaks the contract)
             why = f"its results file was not produced by the reproduction: {stale[0]}"
         elif not rep.get("start_time"):
             why = rep.get("summary") or "the reproduction did not run"
         elif not rep.get("ok"):
             why = f"the reproduction {rep.get('summary')}"
-        elif exp["id"] in scaffolded:
+        elif eid in scaffolded:
             why = "scaffolded, but the reproduction wrote no results file for it"
         elif not exp.get("recipe"):
-            why = "no tested recipe fits it and the agent wrote no code that reports it"
+            status, why = "not attempted", "no tested recipe fits it and the agent wrote no code that reports it"
         else:
-            why = "the agent did not implement it"
+            status, why = "not attempted", "the agent did not implement it"
         exit_ = loop.get("exit")
         if exit_ and exit_ != "submitted":
             why += f" (the agent's loop ended: {loop.get('exit_detail') or exit_})"
-        out.append({"id": exp["id"], "name": exp["name"], "status": "not replicated", "reason": why})
+        out.append({"id": eid, "name": exp["name"], "status": status, "reason": why})
     return out
 
 
@@ -185,6 +220,16 @@ def _head_tail(text: str, n: int) -> str:
     return text[: n // 2] + f"\n[... {len(text) - n} characters ...]\n" + text[-n // 2:]
 
 
+def decided_text(loop: dict) -> str:
+    """Who chose the loop's tool calls, in one sentence (the report, the UI and report.json)."""
+    g, m = loop.get("guide_calls", 0), loop.get("model_calls", 0)
+    if not g:
+        return f"the model chose all {m} tool calls"
+    return (f"the guide decided {g} of {g + m} tool calls: on {loop.get('guided', 0)} turns it offered one tool "
+            "with its choosing arguments fixed, and the model only filled the free ones (a wait time, a note) "
+            "and a short thought" + (f"; the model chose the other {m} from the full menu" if m else ""))
+
+
 def agent_summary(run_dir: Path, state: dict) -> dict:
     loop = state.get("loop") or {}
     turns = trajectory.all_turns(run_dir)[: loop.get("turn", 0)] if loop.get("turn") else []
@@ -194,17 +239,22 @@ def agent_summary(run_dir: Path, state: dict) -> dict:
         calls = (t.get("reply") or {}).get("calls") or []
         if not calls:
             steps.append({"turn": t["turn"], "tool": None, "args": "", "result": (t.get("reask") or "no tool call"),
-                          "ok": False, "seconds": 0.0, "changes": None, "menu": t.get("menu"), "guide": t.get("guide")})
+                          "ok": False, "seconds": 0.0, "changes": None, "menu": t.get("menu"), "guide": t.get("guide"),
+                          "options": t.get("options"), "decided_by": t.get("decided_by")})
         for c in calls:
             r = results.get(c["id"]) or {}
             steps.append({"turn": t["turn"], "tool": c["name"], "args": json.dumps(c.get("arguments") or {})[:300],
                           "result": _head_tail(r.get("content") or "(not run)", 600), "ok": r.get("ok"),
                           "malformed": r.get("malformed", False), "seconds": r.get("seconds"),
-                          "changes": r.get("changes"), "menu": t.get("menu"), "guide": t.get("guide")})
+                          "changes": r.get("changes"), "menu": t.get("menu"), "guide": t.get("guide"),
+                          "options": t.get("options"), "decided_by": t.get("decided_by"),
+                          "free_arguments": t.get("free_arguments")})
     u = loop.get("usage") or {}
     return {
         "turns": loop.get("turn", 0), "tool_calls": loop.get("tool_calls", 0), "malformed": loop.get("malformed", 0),
         "nudges": loop.get("nudges", 0), "reminders": loop.get("reminders", 0), "guided": loop.get("guided", 0),
+        "guide_calls": loop.get("guide_calls", 0), "model_calls": loop.get("model_calls", 0),
+        "decided": decided_text(loop),
         "exit": loop.get("exit"), "exit_detail": loop.get("exit_detail"),
         "submitted": loop.get("submitted"), "smoke": loop.get("smoke"),
         "tokens": u.get("prompt_tokens", 0) + u.get("completion_tokens", 0),
@@ -246,7 +296,7 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         verdict = f"Not graded — run {status}" + (f": {state.get('stop_reason')}" if state.get("stop_reason") else "")
     warnings = list((state.get("paper") or {}).get("warnings", []))
     if plan.get("source") == "fallback":
-        warnings.append("The plan was built from the paper alone: the agent model's answers were unusable.")
+        warnings.append("The plan was built from the paper alone: it keeps no value the agent model gave (unusable, or all replaced by grounding).")
     if grade and grade.get("self_grading"):
         warnings.append("The judge is the agent's own model: it graded its own work.")
     if grade:
@@ -260,9 +310,13 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
     if rep and not rep.get("ok"):
         warnings.append(f"The reproduction run {rep.get('summary')}.")
     loop = state.get("loop") or {}
-    if loop.get("guided"):
-        warnings.append(f"Guided run: on {loop['guided']} of {loop.get('turn', 0)} turns the tool menu was narrowed "
-                        "to what fit the workspace's state (the model is weak); see 'The coding agent'.")
+    if loop.get("guide_calls"):
+        warnings.append(f"Guided run (the model is weak): {decided_text(loop)}; see 'The coding agent'.")
+    f = plan.get("fields") or {}
+    if f:
+        warnings.append(f"Plan: of {f.get('kept', 0) + f.get('replaced', 0)} values the model gave, grounding kept "
+                        f"{f.get('kept', 0)} and replaced {f.get('replaced', 0)}; it added {f.get('added', 0)} from the "
+                        "paper (each field in plan/stage-*.json).")
     return {
         "run_id": cfg.run_id,
         "status": status,
@@ -276,7 +330,7 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "plan_notes": plan.get("notes", []),
         "deviations": plan.get("deviations", []),
         "assets": assets_used(run_dir / "assets.json"),
-        "experiments": experiment_status(plan, results, loop, rep),
+        "experiments": experiment_status(plan, results, loop, rep, (grade or {}).get("checks"), claims),
         "claims": claims,
         "seeds": sorted(int(s) for s in seed_runs) if seed_runs else [cfg.seed],
         "comparison": rows,

@@ -16,7 +16,10 @@ DATASET_ALIASES = {
     "imdb": ("stanfordnlp/imdb", None), "rottentomatoes": ("cornell-movie-review-data/rotten_tomatoes", None),
     "agnews": ("fancyzhx/ag_news", None), "yelppolarity": ("fancyzhx/yelp_polarity", None),
 }
-OWN_DATA = re.compile(r"movie|rotten|snippet|hutto", re.I)  # the bundled snippets are the paper's own
+# The bundled data is the paper's own only when the paper names that data: Hutto & Gilbert's
+# movie-review snippets. Other movie-review sets (IMDb, Pang & Lee's Rotten Tomatoes sentences) are
+# other datasets: fetched when possible, else substituted with a deviation.
+OWN_DATA = re.compile(r"hutto|movie[- ]?review[- ]?snippets", re.I)
 
 
 @dataclass
@@ -65,9 +68,9 @@ def choose_model(broker, paper_model: str, offline: Offline) -> Chosen:
 
 
 def choose_dataset(broker, paper_dataset: str) -> Chosen:
-    entry = catalogue.lookup("dataset", paper_dataset)
-    if entry is not None or OWN_DATA.search(paper_dataset or ""):
-        entry = entry or catalogue.ENTRIES[2]
+    entry = catalogue.lookup("dataset", paper_dataset) or (
+        catalogue.closest("dataset", paper_dataset) if OWN_DATA.search(paper_dataset or "") else None)
+    if entry is not None:
         if broker is not None:
             broker.catalogue(entry, by="plan")
         return Chosen(name=entry.name, own=True)

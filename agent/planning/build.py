@@ -85,16 +85,19 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
         deviations.append(Deviation(what="training data size", paper="full training set",
                                     ours=f"first {train_limit} training sentences", reason="scaled-down run"))
     notes = [f"planning stage {n}: {x}" for n, s in ((1, s1), (2, s2)) for x in s["notes"]]
-    both_failed = s1["source"] == "fallback" and s2["source"] == "fallback"
+    both_failed = "model" not in (s1["source"], s2["source"])
     if both_failed:
         problems = [f"stage {n}: {p}" for n, s in ((1, s1), (2, s2)) for p in s["problems"]]
-        notes.insert(0, "the model's plan answers were unusable (" + "; ".join(problems[-3:]) +
-                     "); the plan was built from the structured paper alone")
+        notes.insert(0, ("the model's plan answers were unusable (" + "; ".join(problems[-3:]) + ")"
+                         if "replaced" not in (s1["source"], s2["source"]) else
+                         "grounding replaced every value the model gave") + "; the plan was built from the structured paper alone")
     else:
         for n, s in ((1, s1), (2, s2)):
             if s["source"] == "fallback":
                 notes.append(f"planning stage {n}: the model's answers were unusable "
                              f"({'; '.join(s['problems'][-2:])}); built from the structured paper")
+            elif s["source"] == "replaced":
+                notes.append(f"planning stage {n}: grounding replaced every value the model gave")
     unrecipe = [e.name for e in experiments if not e.recipe]
     if unrecipe:
         notes.append(f"no tested recipe fits {unrecipe}: the agent must write that code itself")
@@ -103,7 +106,9 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
     the_plan = Plan(task=shared["task"]["value"][:120], paper_model=paper_model, paper_dataset=paper_dataset,
                     model=model.name, dataset=data.name, dataset_config=data.config, causal_model=offline.decoder,
                     experiments=experiments, hyper=hyper, deviations=deviations, notes=notes,
-                    source="fallback" if both_failed else "model", addendum=addendum)
+                    source="fallback" if both_failed else "model", addendum=addendum,
+                    fields={by: sum(f["by"] == by for s in (s1, s2) for f in s.get("fields", []))
+                            for by in ("kept", "replaced", "added")})
     decoder = g.guess_decoder(paper) or paper_model  # an RLHF paper's policy, not its reward model's encoder
     if any(e.recipe in ("sft", "dpo", "rlhf") for e in experiments) and "smollm" not in decoder.lower():
         the_plan.deviations.append(Deviation(

@@ -6,7 +6,9 @@
    the hyper-parameters, metrics and target result ids.
 
 Every stage falls back to the structured paper when the model's answer is unusable (recorded as
-``source="fallback"`` with the problems seen). A stage file whose request key matches is reused
+``source="fallback"`` with the problems seen). Each stage file lists, field by field, what the model
+gave and whether grounding kept, replaced or added it (``fields``); ``source="model"`` means the plan
+keeps at least one value the model gave, ``"replaced"`` that it answered and grounding replaced all. A stage file whose request key matches is reused
 when the node runs again (a crash inside planning), its usage re-counted, so a resumed run pays
 for each model call once and ends with the same plan.
 """
@@ -74,6 +76,28 @@ def _key(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
+def record_field(fields: list[dict], name: str, said, kept) -> None:
+    """One plan field's provenance: what the model gave and what grounding did with it — kept (the
+    plan uses the model's value), replaced (the plan uses another) or added (the model gave none)."""
+    if said in (None, "", [], "none", ["none"]):
+        if kept not in (None, "", []):
+            fields.append({"field": name, "model": None, "kept": kept, "by": "added"})
+        return
+    try:  # "0.002" and "2e-3" are one learning rate
+        same = float(said) == float(kept)
+    except (TypeError, ValueError):
+        same = (_key(said) == _key(kept) if isinstance(said, str) and isinstance(kept, str) else said == kept)
+    fields.append({"field": name, "model": said, "kept": kept, "by": "kept" if same else "replaced"})
+
+
+def source_of(answer, fields: list[dict]) -> str:
+    """'model' when the plan keeps at least one value the model gave; 'replaced' when it answered
+    but grounding replaced every value; 'fallback' when no answer was usable."""
+    if answer is None:
+        return "fallback"
+    return "model" if any(f["by"] == "kept" for f in fields) else "replaced"
+
+
 def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str],
                  feedback: str | None) -> tuple[dict, dict]:
     """Stage 1: the paper's experiments, then grounded: every results row the paper reports for a
@@ -100,6 +124,7 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
     stage = Stage(ctx, usage, 1)
     answer, usage, problems, key = stage.ask(messages(prompt, feedback), schema, check, max_tokens=600, marker=marker)
     notes: list[str] = []
+    fields: list[dict] = []
     experiments: list[dict] = []
     text_words = set(re.findall(r"[a-z]{4,}", text.lower()))
     for item in (answer or {}).get("experiments", []):
@@ -114,6 +139,9 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         if not name and recipe:  # a weak model picks the method right and names it wrong
             notes.append(f"the name {str(item.get('name'))[:40]!r} is not words: named after its recipe {recipe!r}")
             name = g.recipe_label(recipe)
+        said_name = item.get("name") if isinstance(item.get("name"), str) else None
+        record_field(fields, f"experiment {str(said_name)[:40]!r} name", said_name, name[:60] or None)
+        record_field(fields, f"experiment {str(said_name)[:40]!r} recipe", item.get("recipe"), recipe)
         if not name:
             notes.append(f"dropped an experiment named {str(item.get('name'))[:40]!r}: not words")
             continue
@@ -126,6 +154,9 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
                 notes.append(f"{name!r}: ignored result {rid} ({row.row[:40]}): a row named for another method")
                 continue
             targets.append(g.reported(row).model_dump())
+        said_ids = [r for r in (item.get("results") or []) if isinstance(r, str) and r != "none"]
+        record_field(fields, f"experiment {name[:40]!r} results", said_ids,
+              [r for r in said_ids if r in by_id and g.reported(by_id[r]).model_dump() in targets])
         if any(_key(e["name"]) == _key(name) for e in experiments):
             continue
         if recipe and not targets and any(e["recipe"] == recipe for e in experiments):
@@ -134,7 +165,6 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         experiments.append({"name": name[:60], "method": g.prose(item.get("method"), text, marker)[:160],
                             "recipe": recipe, "claim": g.prose(item.get("claim"), text, marker)[:160],
                             "targets": targets, "evidence": "named by the model, result rows picked by id"})
-    source = "model" if experiments else "fallback"
     if answer is not None and not experiments:
         problems = problems + ["no experiment survived grounding"]
 
@@ -152,7 +182,8 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         experiments.append({"name": grp["name"], "method": "", "recipe": grp["recipe"], "claim": "",
                             "targets": [t.model_dump() for t in grp["targets"]], "evidence": grp["evidence"],
                             "datasets": grp["datasets"]})
-        if source == "model":
+        if answer is not None:
+            record_field(fields, "experiment", None, grp["name"])
             notes.append(f"added {grp['name']!r}: the paper reports results for it")
     # a method the paper names and reports a number for is an experiment, even outside the candidates
     for recipe in grounded:
@@ -170,8 +201,9 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
             t = e["targets"][0] if e["targets"] else None
             e["claim"] = (f"{e['name']}: the paper reports {t['text']} ({t['table']}, {t['row']}, {t['column']})"
                           if t else f"the paper uses {e['name']}")[:160]
-    record = {"stage": 1, "source": source, "key": key, "model": ctx.model.name, "problems": problems,
-              "model_answer": answer, "candidates": dict(zip(ids, [g.reported(r).model_dump() for r in cands])),
+    record = {"stage": 1, "source": source_of(answer, fields), "key": key, "model": ctx.model.name,
+              "problems": problems, "model_answer": answer, "fields": fields,
+              "candidates": dict(zip(ids, [g.reported(r).model_dump() for r in cands])),
               "experiments": experiments, "before": [b.model_dump() for b in before], "notes": notes}
     stage.save(record, usage)
     return record, usage
@@ -202,6 +234,7 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     answer, usage, problems, key = stage.ask(messages(prompt, feedback), schema, check, max_tokens=600, marker=marker)
     text_key = _key(paper.text())
     notes: list[str] = []
+    fields: list[dict] = []
     shared: dict = {}
     for field, guess, names in (("base_model", g.guess_model, g._MODEL_NAMES),
                                 ("dataset", g.guess_dataset, g._DATASET_NAMES)):
@@ -221,6 +254,9 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     if answer is not None and not task:
         notes.append(f"task {str((answer or {}).get('task'))[:60]!r} from the model is not a task; using the default")
     shared["task"] = {"value": task[:80] or "text classification", "from": "model" if task else "default"}
+    for name in ("task", "base_model", "dataset"):
+        said = (answer or {}).get(name)
+        record_field(fields, name, said if isinstance(said, str) else None, shared[name]["value"])
     said_by_exp = {i["experiment"]: i for i in (answer or {}).get("experiments", [])
                    if isinstance(i, dict) and i.get("experiment") in exp_ids}
     stated = {h.name: h for h in reversed(paper.hyperparameters)}  # first statement wins
@@ -250,8 +286,17 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
             or [targets[0]["metric"] if targets else "accuracy"]
         experiments.append({**c, "targets": targets, "metrics": metrics, "hyperparameters": hyper,
                             "settings_from": "model" if said else "paper"})
-    source = "model" if answer is not None else "fallback"
-    record = {"stage": 2, "source": source, "key": key, "model": ctx.model.name, "problems": problems,
-              "model_answer": answer, "shared": shared, "experiments": experiments, "notes": notes}
+        for name in ("epochs", "batch_size", "learning_rate"):
+            given = (said or {}).get(name)
+            if isinstance(given, (int, float)) and not isinstance(given, bool):
+                record_field(fields, f"{eid} {name}", str(given), (hyper.get(name) or {}).get("value"))
+        if said is not None:
+            record_field(fields, f"{eid} metrics", list(dict.fromkeys(said.get("metrics") or [])) or None, metrics)
+            given_ids = [t for t in said.get("targets") or [] if isinstance(t, str) and t != "none"]
+            record_field(fields, f"{eid} targets", given_ids or None,
+                  [t for t in given_ids if t in by_id and g.reported(by_id[t]).model_dump() in targets])
+    record = {"stage": 2, "source": source_of(answer, fields), "key": key, "model": ctx.model.name,
+              "problems": problems, "model_answer": answer, "fields": fields, "shared": shared,
+              "experiments": experiments, "notes": notes}
     stage.save(record, usage)
     return record, usage

@@ -240,7 +240,9 @@ def trajectory_view(run_dir: Path, checkpointed_turn: int | None = None) -> dict
                 f["by_call"] = f["name"] in touched
         menu = [str(m) for m in t.get("menu") or []]
         turns.append({"turn": t["turn"], "at": t.get("at"), "notes": [str(n) for n in t.get("notes") or []],
-                      "menu": menu, "guide": t.get("guide"), "text": reply.get("text") or "",
+                      "menu": menu, "guide": t.get("guide"), "options": t.get("options") or len(menu),
+                      "decided_by": t.get("decided_by") or ("guide" if t.get("guide") and len(menu) == 1 else "model"), "free_arguments": t.get("free_arguments") or [],
+                      "text": reply.get("text") or "",
                       "reask": t.get("reask"), "calls": calls, "step": step, "usage": t.get("usage") or {},
                       "uncheckpointed": checkpointed_turn is not None and t["turn"] > checkpointed_turn})
     # steps that no turn wrote (turn 0, or a turn whose file is gone): shown at their place
@@ -252,5 +254,7 @@ def trajectory_view(run_dir: Path, checkpointed_turn: int | None = None) -> dict
         turns.append({"turn": n, "at": None, "notes": [], "menu": [], "guide": None, "text": "", "reask": None,
                       "calls": [], "step": step, "usage": {}, "uncheckpointed": False, "step_only": True})
     turns.sort(key=lambda x: (x["turn"], bool(x.get("step_only"))))
+    real = [t for t in turns if not t.get("step_only")]
     return {"turns": turns, "tool_calls": sum(len(t["calls"]) for t in turns),
+            "guide_calls": sum(len(t["calls"]) for t in real if t.get("decided_by") == "guide"),
             "changing": sum(1 for t in turns if t["step"] and t["step"]["files"])}

@@ -1,7 +1,8 @@
 """Browser tests: the real app served by uvicorn on 127.0.0.1, driven by Debian's chromium.
 
-Playwright is used with executable_path (never its own browser download). Skipped, with the
-reason, where chromium or playwright is missing; CI installs both (.ci/run).
+Playwright is used with executable_path (never its own browser download). Chromium and playwright
+are requirements (tests/conftest.py need): missing, the tests fail under `make test` (CI installs
+both, .ci/run) and skip, with the reason, elsewhere.
 """
 import importlib.util
 import os
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import need, need_import
 
 CHROMIUM = os.environ.get("REPRO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -70,9 +73,8 @@ def server(runs_dir):
 
 @pytest.fixture(scope="module")
 def browser():
-    pw_mod = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    pw_mod = need_import("playwright.sync_api", "playwright (pip install playwright; no browser download)")
+    need(None if Path(CHROMIUM).exists() else f"no chromium at {CHROMIUM}", "Chromium (apt-get install chromium)")
     with pw_mod.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield b

@@ -61,7 +61,7 @@ def test_trajectory_from_the_report_turn_by_turn(server, page, shots):
     assert not smoke.locator("pre.preview").is_visible()
 
     guided = page.locator("#turn-3")
-    assert "Menu narrowed" in guided.locator(".menu").inner_text()
+    assert "The model chose among 4 tools" in guided.locator(".menu").inner_text()  # a real choice, the model's
     assert "Reminder: 2 of 60 turns used" in guided.locator(".note-to-model").inner_text()
     diff = guided.locator(".file-diff[data-file='train.py'] pre.diff")
     assert diff.locator("span.add").all_inner_texts() == ["+    acc = 0.8", '+    print("accuracy", acc)']
@@ -139,7 +139,7 @@ def test_review_a_real_pause_resume_it_and_watch_it_finish(server, page, shots, 
     page.unroute("**/api/runs/demo-paused/progress")
     page.wait_for_selector("#verdict", timeout=20_000)
     assert page.locator("#run-status").inner_text() == "done"
-    assert page.locator("#experiments").inner_text().count("not replicated") == 2
+    assert page.locator("#experiments").inner_text().count("not attempted") == 2
     page.screenshot(path=str(shots / "08-resumed-to-the-end.png"), full_page=True)
 
 

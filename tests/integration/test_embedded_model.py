@@ -6,9 +6,16 @@ from pathlib import Path
 import pytest
 
 from agent.llm import EmbeddedServer, ModelError, OpenAIChatModel
+from tests.conftest import need_import
 
 pytestmark = pytest.mark.slow
-llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by scripts/setup.sh")
+
+
+@pytest.fixture(scope="module", autouse=True)  # module scope: checked before the module's other fixtures
+def _llama_cpp():
+    """llama-cpp-python (built by scripts/setup.sh) is a requirement: fails under make test, else skips."""
+    need_import("llama_cpp", "llama-cpp-python (built by scripts/setup.sh)")
+
 
 REPO = Path(__file__).resolve().parents[2]
 

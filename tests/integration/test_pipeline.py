@@ -110,6 +110,11 @@ def test_every_reported_method_is_replicated_in_the_fresh_container(finished_run
     origins = {f["path"]: f["origin"] for f in report["agent"]["files"]}
     assert origins["train.py"].startswith("scaffold") and origins["reproduce.sh"].startswith("scaffold")
     assert any("Guided run" in w for w in report["warnings"])
+    # the menu-follower completes the demo: every call was the guide's, and the report says so
+    assert (report["agent"]["guide_calls"], report["agent"]["model_calls"]) == (6, 0)
+    assert report["agent"]["decided"].startswith("the guide decided 6 of 6 tool calls")
+    assert {s["options"] for s in report["agent"]["steps"]} == {1}
+    assert "Who decided: the guide decided 6 of 6" in (run_dir / "report.html").read_text()
 
 
 def test_report_numbers_come_from_the_files_they_cite(finished_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -14,15 +15,27 @@ from typer.testing import CliRunner
 from papers import PaperError, load_paper
 from papers.cli import paper_app
 
+from tests.conftest import SHARED, need, need_shared
+
 from .conftest import BODY, USER_PW
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = REPO / ".." / "shared" / "papers"
-HOSTILE = SHARED / "hostile"
-REAL = SHARED / "real"
+HOSTILE = SHARED / "papers" / "hostile"
+REAL = SHARED / "papers" / "real"
 # Real hostile files (scans, cover sheets, reading order) cannot be generated; the cases that can are
-# generated in conftest.py and never skip.
-needs_shared = pytest.mark.skipif(not HOSTILE.exists(), reason="shared/papers not checked out beside the repo")
+# generated in conftest.py and never skip. The shared files are a requirement (tests/conftest.py need).
+needs_shared = pytest.mark.usefixtures("shared_papers")
+
+
+@pytest.fixture
+def shared_papers():
+    need_shared("papers/hostile")
+    need_shared("papers/real")
+
+
+@pytest.fixture
+def tesseract():
+    need(None if shutil.which("tesseract") else "no tesseract on PATH", "Tesseract (apt-get install tesseract-ocr)")
 
 
 def _err(path, **kw) -> PaperError:
@@ -48,7 +61,7 @@ def test_scan_ocr_without_tesseract_says_how_to_install(monkeypatch):
 
 @needs_shared
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("shutil").which("tesseract") is None, reason="Tesseract is not installed")
+@pytest.mark.usefixtures("tesseract")
 def test_scan_with_ocr_reads_the_text():
     p = load_paper(HOSTILE / "scanned-imageonly-rumelhart1986-backprop.pdf", ocr=True)
     text = p.text().lower()

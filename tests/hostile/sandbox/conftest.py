@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import declared_skip, need
+
 RESULTS = Path(os.environ.get("REPRO_HOSTILE_RESULTS")
                or Path(__file__).resolve().parents[1] / "results" / "sandbox.jsonl")
 SESSION = uuid.uuid4().hex[:8]
@@ -56,15 +58,20 @@ class Recorder:
                 f.write(json.dumps(row) + "\n")
 
 
-    def skipped(self, case: str, backend: str, reason: str) -> None:
-        """A case that cannot run on this host still leaves a row (excluded from the counts)."""
+    def skipped(self, case: str, backend: str, reason: str, *, needs: str | None = None) -> None:
+        """A case that cannot run on this host still leaves a row (excluded from the counts).
+        Without `needs` the skip is declared (no GPU runtime, no gVisor: allowed under make test);
+        with it (what the host lacks) it is a requirement: need() fails it under make test."""
+        __tracebackhide__ = True  # the skip points at the case, not here
         row = {"case": case, "backend": backend, "expected": None, "outcome": "skipped", "skipped": True,
                "reason": reason, "escaped": False, "leaked": False, "lost": False, "classified_right": None,
                "session": SESSION, "duration_s": 0.0}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with open(RESULTS, "a") as f:
             f.write(json.dumps(row) + "\n")
-        pytest.skip(reason)
+        if needs:
+            need(reason, needs)
+        declared_skip(reason)
 
 
 REC = Recorder()

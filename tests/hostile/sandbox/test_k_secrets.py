@@ -230,7 +230,8 @@ def test_k05_local_untrusted(rec, tmp_path):
     from sandbox.local import LocalSandbox
 
     if shutil.which("bwrap") is None:
-        rec.skipped("K05", "local", "no bwrap: LocalSandbox refuses untrusted code here (K06), nothing to run")
+        rec.skipped("K05", "local", "no bwrap: LocalSandbox refuses untrusted code here (K06), nothing to run",
+                    needs="bubblewrap (apt-get install bubblewrap)")
     listener = _Listener()
     try:
         with rec.row("K05", "local-bwrap", "clean") as row:

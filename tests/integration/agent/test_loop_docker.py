@@ -112,7 +112,9 @@ def test_a_paper_no_recipe_covers_is_written_debugged_and_reproduced(tmp_path, d
     assert abs(movie["delta"]) < 1.0 and abs(amazon["delta"]) < 1.0, (movie, amazon)
     before = rows[("before", "Movie (long) macro-F1")]
     assert before["reproduced"]["key"] == "before.macro_f1_movie" and abs(before["delta"]) < 1.0
-    assert [e["status"] for e in rep["experiments"]] == ["replicated"]
+    # replicated because the rubric's checks of macro-F1 on both files pass, not because a file exists
+    assert [e["status"] for e in rep["experiments"]] == ["replicated"], rep["experiments"]
+    assert "macro" in rep["experiments"][0]["reason"] or "<=" in rep["experiments"][0]["reason"]
     assert {f["path"]: f["origin"] for f in rep["agent"]["files"]} == {"reproduce.sh": "written by the model",
                                                                        "train.py": "written by the model"}
     assert _ours(cfg.run_id) == []  # the workspace and the reproduction container are gone

@@ -11,10 +11,12 @@ import pytest
 from agent.plan import Experiment, Hyper, Plan
 from agent.recipes import fill_config, get_recipe, registry
 from graders.contract import parse_result
+from tests.conftest import need_import
 
 from .conftest import run_script, submission_files
 
 TIMINGS: dict[str, float] = {}
+GGUF = "gguf (transformers needs it to read GGUF files)"
 
 
 def _plan(methods, **hyper) -> Plan:
@@ -132,7 +134,7 @@ def test_classification_resumes_from_the_trainers_epoch_checkpoint_after_a_crash
 
 
 def test_causal_lm_sft_from_gguf(tmp_path, recipe_env):
-    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+    need_import("gguf", GGUF)
     plan = _plan(["sft"], train_limit=32, batch_size=8, max_length=32, learning_rate={"sft": 1e-2})
     files = _write(tmp_path, plan)
     assert "gguf_file=" in files["train.py"] and "'model_name': 'tiny.gguf'" in files["train.py"]
@@ -153,7 +155,7 @@ def test_causal_lm_sft_from_gguf(tmp_path, recipe_env):
 
 
 def test_dpo_from_preference_pairs(tmp_path, recipe_env):
-    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+    need_import("gguf", GGUF)
     plan = _plan(["dpo"], train_limit=24, batch_size=8, max_length=40, learning_rate={"dpo": 2e-2})
     _write(tmp_path, plan)
     t0 = time.time()
@@ -173,7 +175,7 @@ def test_dpo_from_preference_pairs(tmp_path, recipe_env):
 def test_dpo_resumes_from_the_trainers_checkpoint_after_a_crash(tmp_path, recipe_env):
     """A crash in epoch 2 (after epoch 1's checkpoint): the next run resumes from that checkpoint
     (not from scratch), keeps the before-number of the untouched model and the whole loss curve."""
-    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+    need_import("gguf", GGUF)
     plan = _plan(["dpo"], train_limit=16, batch_size=8, max_length=40, epochs=2, learning_rate={"dpo": 2e-2})
     _write(tmp_path, plan)
     (tmp_path / "crash.py").write_text(crash_in_epoch_2("DPOTrainer", "dpo"))
@@ -196,8 +198,8 @@ def test_rlhf_smoke_run_has_every_part(tmp_path, recipe_env):
     (MiniLM + TRL's RewardTrainer), a GRPO step, and a metrics file with the reward and the KL before
     and after, the reward model's accuracy and sample generations. That RLHF raises the reward is
     tested at full size with SmolLM2 in the sandbox (test_recipes_docker.py)."""
-    pytest.importorskip("trl")
-    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+    need_import("trl", "trl (the rlhf recipe's RewardTrainer and GRPOTrainer)")
+    need_import("gguf", GGUF)
     files = _write(tmp_path, _plan(["rlhf"]))
     assert "RewardTrainer(" in files["train.py"] and "GRPOTrainer(" in files["train.py"]
     t0 = time.time()

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from sandbox.conformance import CHECKS, Harness
+from tests.conftest import declared_skip, need
 
 BACKENDS = [
     pytest.param("docker", marks=pytest.mark.docker),
     "local",
-    # untrusted code on the local backend: only inside bubblewrap
-    pytest.param("local-bwrap", marks=pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed")),
+    # untrusted code on the local backend: only inside bubblewrap (a requirement, see harness)
+    "local-bwrap",
     "fake",
 ]
 
@@ -20,6 +21,8 @@ BACKENDS = [
 @pytest.fixture(scope="module", params=BACKENDS)
 def harness(request, run_id, tmp_path_factory):
     backend = request.param
+    if backend == "local-bwrap":
+        need(None if shutil.which("bwrap") else "no bwrap on PATH", "bubblewrap (apt-get install bubblewrap)")
     made = []
     image = request.getfixturevalue("docker_image") if backend == "docker" else None
 
@@ -50,7 +53,7 @@ def harness(request, run_id, tmp_path_factory):
 def test_conformance(harness, check):
     reason = check.exceptions.get(harness.backend)
     if reason:
-        pytest.skip(f"known exception for {harness.backend}: {reason}")
+        declared_skip(f"known exception for {harness.backend}: {reason}")
     check.fn(harness)
 
 

@@ -63,8 +63,12 @@ def test_a_scripted_coding_session_writes_runs_fixes_and_submits(tmp_path, scrip
     assert head["reported"]["value"] == TABLE1["head"] and head["reproduced"]["file"] == "reproduction/results/head/metrics.json"
     assert 0.6 < head["reproduced"]["value"] < 0.9  # naive Bayes on these snippets
     status = {e["id"]: e for e in rep["experiments"]}
-    assert status["head"]["status"] == "replicated"
-    assert status["lora"]["status"] == status["full"]["status"] == "not replicated"
+    # head's status follows from the checks that compare it with the paper, not from its file
+    head_parts = [p for c in rep["grade"]["checks"] for p in c.get("parts") or [c] if p["experiment"] == "head"]
+    assert head_parts, rep["grade"]["checks"]
+    want = "replicated" if all(p["passed"] for p in head_parts) else "results differ"
+    assert status["head"]["status"] == want, (status["head"], head_parts)
+    assert status["lora"]["status"] == status["full"]["status"] == "not attempted"
     assert "did not implement" in status["lora"]["reason"]
     assert {f["path"]: f["origin"] for f in rep["agent"]["files"]} == {
         "reproduce.sh": "written by the model", "train.py": "written by the model"}
@@ -256,7 +260,7 @@ def test_metrics_written_by_hand_without_training_get_no_result_credit(tmp_path)
     assert rep["grade"]["by_category"]["Result Analysis"] == 0.0
     assert rep["grade"]["by_category"]["Code Development"] == 1.0
     head = next(e for e in rep["experiments"] if e["id"] == "head")
-    assert head["status"] == "not replicated" and "written before the reproduction started" in head["reason"]
+    assert head["status"] == "failed" and "written before the reproduction started" in head["reason"]
 
 
 SEEDED_TRAIN = """import json, os, sys

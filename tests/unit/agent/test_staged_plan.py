@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from agent.config import RunConfig
 from agent.context import Offline, RunContext
 from agent.llm import ScriptedChatModel
@@ -15,13 +13,13 @@ from agent.planning.build import build_plan
 from agent.planning.stages import STAGE_FILES, stage_claims, stage_settings
 from agent.recipes import registry
 from papers import load_paper
+from tests.conftest import need_shared
 
 from .conftest import CLAIMS_ANSWER, DEMO_PAPER, SETTINGS_ANSWER
 from papers.demo import table1
 
 TABLE1 = table1()  # the demo paper's Table 1, as its PDF prints it
 
-REAL = Path(__file__).resolve().parents[4] / "shared" / "papers" / "real"
 RECIPES = sorted(registry())
 
 
@@ -148,9 +146,7 @@ def test_a_rerun_of_the_plan_stages_reuses_saved_answers(tmp_path):
 def test_the_adapters_paper_plans_its_own_method_not_only_a_recipe(tmp_path):
     """The paper's method (bottleneck adapters) has no recipe: it is still in the plan, with its
     reported numbers, and the plan says the agent must write that code."""
-    pdf = REAL / "adapters-houlsby-1902.00751.pdf"
-    if not pdf.exists():
-        pytest.skip("the real papers are not beside the repo")
+    pdf = need_shared("papers/real/adapters-houlsby-1902.00751.pdf")
     plan, *_ = _plan(tmp_path, [{"x": 1}] * 6, paper_path=pdf)  # an unusable model: the paper decides
     names = [e.name for e in plan.experiments]
     adapters = [e for e in plan.experiments if "Adapter" in e.name]
@@ -164,9 +160,7 @@ def test_the_adapters_paper_plans_its_own_method_not_only_a_recipe(tmp_path):
 
 def test_howto_bert_fallback_names_the_papers_model_and_data(tmp_path):
     """Deviations on a real paper stay meaningful when the model is unusable (BERT-base, IMDb...)."""
-    pdf = REAL / "howto-finetune-bert-1905.05583.pdf"
-    if not pdf.exists():
-        pytest.skip("the real papers are not beside the repo")
+    pdf = need_shared("papers/real/howto-finetune-bert-1905.05583.pdf")
     paper = load_paper(pdf)
     assert g.guess_model(paper).lower().replace("-", "").replace(" ", "") in ("bertbase", "bertlarge")
     assert "IMDb" in g.guess_dataset(paper)
@@ -245,3 +239,33 @@ def test_the_rlhf_paper_plans_one_rlhf_experiment_on_its_own_decoder(tmp_path):
     assert {(t.column, t.value) for t in rlhf.targets} == {("Mean reward", 0.311), ("Pairwise accuracy (%)", 96.9)}
     assert rlhf.reported_before.value == 0.013 and rlhf.metrics[0] == "mean reward"
     assert not [d for d in plan.deviations if d.what == "base model (causal LM)"], plan.deviations
+
+
+def test_each_field_says_what_the_model_gave_and_what_grounding_kept(tmp_path):
+    """A stage is the model's only where the plan keeps a value it gave: field by field, kept,
+    replaced or added, never 'model' because some JSON parsed."""
+    settings = dict(SETTINGS_ANSWER, base_model="GPT-7 ultra")  # invented: replaced by the paper's
+    plan, stages, *_ = _plan(tmp_path, [CLAIMS_ANSWER, settings])
+    by_field = {f["field"]: f for f in stages[2]["fields"]}
+    assert by_field["base_model"]["by"] == "replaced" and by_field["base_model"]["model"] == "GPT-7 ultra"
+    assert "MiniLM" in by_field["base_model"]["kept"]
+    assert by_field["dataset"] == {"field": "dataset", "model": "movie review snippets",
+                                   "kept": "movie review snippets", "by": "kept"}
+    assert by_field["E1 targets"]["by"] == "kept" and by_field["E1 targets"]["kept"] == ["R2"]
+    s1 = {f["field"]: f for f in stages[1]["fields"]}
+    assert s1["experiment 'LoRA' recipe"]["by"] == "kept"
+    assert {"field": "experiment", "model": None, "kept": "Full fine-tuning", "by": "added"} in stages[1]["fields"]
+    assert stages[2]["source"] == "model" and plan.fields["replaced"] >= 1 and plan.fields["kept"] >= 5
+
+
+def test_an_answer_grounding_replaced_entirely_is_not_the_models_plan(tmp_path):
+    """Parsable JSON whose every value is replaced: the stage says 'replaced', the plan 'fallback'."""
+    claims = {"experiments": [{"name": "Quantum annealing", "method": "x", "recipe": "none", "claim": "",
+                               "results": ["none"]}]}
+    settings = {"task": "PAPER-1234", "base_model": "GPT-7 ultra", "dataset": "the secret corpus",
+                "experiments": [{"experiment": "E1", "targets": ["none"]}]}
+    plan, stages, *_ = _plan(tmp_path, [claims, settings])
+    assert stages[1]["source"] == stages[2]["source"] == "replaced"
+    assert all(f["by"] != "kept" for s in stages.values() for f in s["fields"])
+    assert plan.source == "fallback" and plan.fields["kept"] == 0
+    assert any("grounding replaced every value the model gave" in n for n in plan.notes)

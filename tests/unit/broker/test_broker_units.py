@@ -95,6 +95,16 @@ def test_the_plan_uses_the_papers_own_assets_or_says_why_not(tmp_path):
     data = choose_dataset(b, "SST-2")
     assert data.deviation.what == "dataset" and "stanfordnlp/sst2" in json.dumps(assets_used(tmp_path / "assets.json"))
     assert choose_dataset(b, "movie-review snippets (Hutto & Gilbert)").own
+    # other movie-review data is not the bundled snippets: substituted, and the deviation says so
+    for other, hub in (("IMDb movie reviews", None), ("Rotten Tomatoes", "cornell-movie-review-data/rotten_tomatoes"),
+                       ("Amazon review snippets", None)):
+        got = choose_dataset(b, other)
+        if other.startswith("Amazon"):  # the catalogue's other snippets file is its own asset
+            assert got.own and got.name == "amazonReviewSnippets_GroundTruth.txt"
+            continue
+        assert not got.own and got.deviation.what == "dataset" and got.deviation.paper == other, other
+        assert "movie-review snippets" in got.deviation.ours
+        assert hub is None or hub in json.dumps(assets_used(tmp_path / "assets.json"))  # the alias was tried
     rows = assets_used(tmp_path / "assets.json")["assets"]
     assert {r["stands_in_for"] for r in rows} >= {"bert-base-uncased", "SST-2"}
     assert hub_ids("bert-base-uncased") == ["bert-base-uncased"] and hub_ids("BERT base (Devlin)") == []

@@ -14,6 +14,7 @@ from agent.eval.render import render_csv, render_html, render_md
 from agent.eval.tasks import PaperEntry, Task, TaskState, discover_papers, plan_tasks, scan
 from agent.eval.worker import run_task
 from graders.files import write_json
+from tests.conftest import need_import
 
 
 # ---------------------------------------------------------------- helpers
@@ -280,7 +281,7 @@ def test_missing_runs_are_shown_not_averaged(tmp_path):
 
 
 def test_a_gpu_configuration_fails_fast_where_no_node_has_a_gpu(tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray")
+    ray = need_import("ray")
     from agent.eval.config import Resources
     from agent.eval.execution import EvalExecutionError, RayRunner
 

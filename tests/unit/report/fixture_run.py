@@ -199,7 +199,7 @@ def write_trajectory(run_dir: Path) -> dict:
            ("submit", {"note": "LoRA with rank 8"}, "submitted: the smoke run of these files passed", True, None)])
     _write(run_dir / "logs" / "t0002-call2-0.log", SMOKE_OUTPUT + "\n")
     return {"started_at": time.time() - 70, "turn": 4, "tool_calls": 6, "malformed": 0, "malformed_in_row": 0,
-            "nudges": 0, "reminders": 1, "guided": 1, "exit": "submitted", "exit_detail": "LoRA with rank 8",
+            "nudges": 0, "reminders": 1, "guided": 0, "guide_calls": 0, "model_calls": 6, "exit": "submitted", "exit_detail": "LoRA with rank 8",
             "usage": {"prompt_tokens": 4200, "completion_tokens": 160, "calls": 4, "reasks": 0}, "sandbox_s": 4.0,
             "smoke": {"passed": True, "files": "x", "how": "bash", "returncode": 0},
             "submitted": {"note": "LoRA with rank 8", "step": 4, "forced": False}, "jobs_stopped_at_exit": [],

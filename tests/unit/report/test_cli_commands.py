@@ -21,7 +21,9 @@ DEMO = ROOT / "papers" / "demo-minilm-sentiment" / "paper.pdf"
 
 
 def _run(args: list[str], env: dict | None = None):
-    return CliRunner().invoke(app, args, env=env)
+    # a wide terminal: the CLI wraps its messages at the terminal's width, and a long tmp path would
+    # otherwise cut a phrase the test looks for in two
+    return CliRunner().invoke(app, args, env={"COLUMNS": "400", **(env or {})})
 
 
 @pytest.mark.parametrize("what,args,expect", [
