@@ -21,7 +21,7 @@ from .errors import PaperError
 from .layout import Line, PageLayout, TEXT_FLAGS, extract_page
 from .paper import Paper, Section, Table
 from .results import find_hyperparameters, results_from_tables
-from .tables import caption_candidates, caption_vote, extract_tables
+from .tables import caption_candidates, caption_vote, extract_tables, split_tables
 
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
@@ -144,6 +144,25 @@ def _is_cover(pl: PageLayout) -> bool:
 
 def _norm_margin(s: str) -> str:
     return re.sub(r"\d+", "#", s.strip().lower())
+
+
+def _in_margin(pl: PageLayout, ln: Line) -> bool:
+    return ln.y1 < 0.08 * pl.height or ln.y0 > 0.92 * pl.height
+
+
+def _mark_furniture(content: list[PageLayout]) -> None:
+    """Running headers/footers (the same digit-normalised text in the top/bottom margin of >= 3
+    pages) and page numbers: their boxes go to ``pl.furniture`` so tables never take them in."""
+    counts: Counter[str] = Counter()
+    for pl in content:
+        for ln in pl.lines:
+            if _in_margin(pl, ln):
+                counts[_norm_margin(ln.text)] += 1
+    for pl in content:
+        pl.furniture = [
+            (ln.x0, ln.y0, ln.x1, ln.y1) for ln in pl.lines
+            if _in_margin(pl, ln) and (counts[_norm_margin(ln.text)] >= 3 or re.fullmatch(r"\d{1,3}", ln.text.strip()))
+        ]
 
 
 def _body_size(pls: list[PageLayout]) -> float:
@@ -295,6 +314,7 @@ def load_paper(
             warnings.append(f"content stream out of reading order on pages {_pages(ooo)} (e.g. introduction before title); reordered by position")
 
         # tables (only pages with a "Table N" caption are examined)
+        _mark_furniture(content)
         raw_tables = []
         page_cands = []
         for pl in content:
@@ -305,8 +325,12 @@ def load_paper(
         # document convention: are table captions above or below their tables?
         vote = sum(caption_vote(c) for _, c in page_cands)
         prefer_up = True if vote > 0 else (False if vote < 0 else None)
+        used: set[int] = set()  # words already in a table
         for pl, cands in page_cands:
-            raw_tables.extend(extract_tables(pl, cands, prefer_up))
+            raw_tables.extend(extract_tables(pl, cands, prefer_up, used))
+        # captions left at the bottom of a column or page: the body starts the next column / page
+        raw_tables.extend(split_tables(page_cands, content, used))
+        raw_tables.sort(key=lambda rt: rt.order)
         # keep the first table of each id (later mentions are usually duplicates/continuations)
         seen: dict[str, int] = {}
         tables: list[Table] = []

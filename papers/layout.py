@@ -23,6 +23,7 @@ TEXT_FLAGS = (
 )
 
 MIN_VISIBLE_SIZE = 1.0  # points; smaller text is treated as hidden
+CAPTION_START_RE = re.compile(r"^(Table|TABLE|Figure|FIGURE|Fig\.)\s+[A-Z]?\d+\s*[:.|]")
 
 
 def clean(s: str) -> str:
@@ -87,6 +88,9 @@ class PageLayout:
     columns_reversed: bool = False
     stream_out_of_order: bool = False
     has_images: bool = False
+    # page furniture (running headers/footers, page numbers): boxes set by the caller, which
+    # sees every page; table reconstruction ignores the words inside them
+    furniture: list[tuple[float, float, float, float]] = field(default_factory=list)
 
     @property
     def lines(self) -> list[Line]:
@@ -194,7 +198,10 @@ def _merge_same_row(lines: list[Line]) -> list[Line]:
         if out:
             p = out[-1]
             h = min(p.y1 - p.y0, ln.y1 - ln.y0)
-            if min(p.y1, ln.y1) - max(p.y0, ln.y0) > 0.5 * h and ln.x0 >= p.x1 - 1 and ln.x0 - p.x1 < 60:
+            # a caption set beside a table row starts a line of its own, never a row's last cell
+            beside_caption = ln.x0 - p.x1 > h and CAPTION_START_RE.match(ln.text)
+            if min(p.y1, ln.y1) - max(p.y0, ln.y0) > 0.5 * h and ln.x0 >= p.x1 - 1 and ln.x0 - p.x1 < 60 \
+                    and not beside_caption:
                 out[-1] = Line(p.text + " " + ln.text, p.x0, min(p.y0, ln.y0), ln.x1, max(p.y1, ln.y1),
                                max(p.size, ln.size), p.bold and ln.bold, p.block, p.page, p.nspans + ln.nspans)
                 continue
