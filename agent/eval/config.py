@@ -11,6 +11,7 @@ One YAML file holds one configuration (a mapping) or several (``configs: [...]``
       epochs: 1
       budgets: {max_model_tokens: 500000, max_wall_s: 3600}
     resources: {num_cpus: 2, num_gpus: 0, memory_gb: 8}   # what each Ray task declares
+    # resources: {num_cpus: 1, custom: {node_a: 1}}      # only on nodes with that Ray resource
 
 Secrets are never fields: endpoints read their keys from the environment of the node a run
 lands on. ``model_factory`` / ``sandbox_factory`` ("module:function") replace the default
@@ -34,6 +35,7 @@ from agent.config import ModelConfig, RunConfig
 RESERVED_RUN_FIELDS = frozenset({"run_id", "runs_dir", "paper_path", "rubric_path", "password",
                                  "agent_model", "judge_model", "seed"})
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+RAY_BUILTIN_RESOURCES = frozenset({"CPU", "GPU", "memory", "object_store_memory"})
 
 
 class EvalConfigError(ValueError):
@@ -51,11 +53,26 @@ class Resources(BaseModel):
     """GPUs reserved; > 0 places the run on a GPU node only."""
     memory_gb: float | None = None
     """Host memory reserved, in GiB (None: no reservation)."""
+    custom: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources, e.g. ``{node_a: 1}``: the run lands only on a node started with
+    ``ray start --resources '{"node_a": N}'`` (pins a configuration to chosen nodes)."""
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if name in RAY_BUILTIN_RESOURCES:
+                raise ValueError(f"custom resource {name!r} is one of Ray's own; use num_cpus / num_gpus / memory_gb")
+            if not amount > 0:
+                raise ValueError(f"custom resource {name!r} must be a positive amount, not {amount}")
+        return v
 
     def ray_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
         if self.memory_gb:
             opts["memory"] = int(self.memory_gb * 2**30)
+        if self.custom:
+            opts["resources"] = dict(self.custom)
         return opts
 
 
@@ -109,7 +126,10 @@ class EvalConfig(BaseModel):
     @property
     def fingerprint(self) -> str:
         """8 hex digits of the configuration's content: a changed configuration gets new runs."""
-        blob = json.dumps(self.model_dump(mode="json", exclude={"description"}), sort_keys=True)
+        data = self.model_dump(mode="json", exclude={"description"})
+        if not data["resources"]["custom"]:  # absent before custom resources existed: same ids as then
+            del data["resources"]["custom"]
+        blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
     @property

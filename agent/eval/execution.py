@@ -101,12 +101,15 @@ class RayRunner:
 
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
         for t in tasks:
-            need = t.config.resources.ray_options()
-            if not any(all(res.get(_ray_name(k), 0) >= v for k, v in need.items() if v) for res in nodes):
+            opts = t.config.resources.ray_options()
+            need = {_ray_name(k): v for k, v in opts.items() if k != "resources" and v}
+            need.update(opts.get("resources", {}))  # custom resources keep their own names
+            if not any(all(res.get(k, 0) >= v for k, v in need.items()) for res in nodes):
+                shown = {"CPU", "GPU", "memory", *need}
                 raise EvalExecutionError(
-                    f"configuration {t.config.name!r} asks for {need} per run, but no node of "
+                    f"configuration {t.config.name!r} asks for {opts} per run, but no node of "
                     f"{'this machine' if self.started_local else 'the cluster'} has that much "
-                    f"(nodes: {[{k: v for k, v in r.items() if k in ('CPU', 'GPU', 'memory')} for r in nodes]})")
+                    f"(nodes: {[{k: v for k, v in r.items() if k in shown} for r in nodes]})")
 
     def warm(self, hold_s: float = 0.5) -> set[int]:
         """Have every worker slot import the run path once (bench: to time steady state)."""
@@ -166,7 +169,7 @@ def record_crash(task: Task, cause: str) -> dict:
     result = {"paper": task.paper.paper_id, "config": task.config.name, "config_id": task.config.config_id,
               "seed": task.seed, "attempt": task.attempt, "run_id": task.run_id, "status": "error",
               "cause": f"task crashed: {cause}", "resumed": task.resume, "started_at": None,
-              "finished_at": time.time(), "task_wall_s": None, "host": None, "pid": None,
+              "finished_at": time.time(), "task_wall_s": None, "host": None, "pid": None, "node_id": None,
               "report": "report.json" if (task.run_dir / "report.json").is_file() else None}
     if task.run_dir.is_dir() and not (task.run_dir / RESULT_NAME).exists():
         write_json(task.run_dir / RESULT_NAME, result)

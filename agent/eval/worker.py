@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -31,6 +32,15 @@ def _sandboxes(task: Task, run_config) -> Any:
         return None  # execute_run opens the configured backend (run-id labelled, reaped on resume)
     return import_object(task.config.sandbox_factory)(run_config=run_config, seed=task.seed,
                                                       paper_id=task.paper.paper_id, **task.config.factory_args)
+
+
+def _ray_node_id() -> str | None:
+    """The Ray node this task runs on (hex id; None outside Ray): which node of a cluster ran it."""
+    ray = sys.modules.get("ray")  # imported by the Ray worker running us; never imported here
+    try:
+        return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 — informative only
+        return None
 
 
 def _resumable(run_dir: Path) -> bool:
@@ -94,6 +104,7 @@ def run_task(task_data: dict) -> dict:
         "task_wall_s": round(time.time() - started, 2),
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "node_id": _ray_node_id(),
         "report": "report.json" if (run_dir / "report.json").is_file() else None,
     }
     if status == "paused":  # waiting at a review gate (run: {review: true}): not finished; after

@@ -10,6 +10,7 @@ from agent.plan import Experiment, Hyper, Plan
 from agent.recipes import fill_config, get_recipe
 
 from .conftest import submission_files
+from .test_recipes import LEARN, learned_margin
 
 pytestmark = pytest.mark.docker
 
@@ -80,7 +81,7 @@ def test_dpo_recipe_trains_in_the_sandbox(docker_sandbox, tmp_path):
 def test_qlora_on_a_cpu_sandbox_says_so_and_trains_lora(docker_sandbox, tmp_path):
     plan = Plan(task="t", paper_model="BERT-base", paper_dataset="IMDb",
                 experiments=[Experiment(id="qlora", name="qlora", recipe="qlora")],
-                hyper=Hyper(train_limit=32, batch_size=16, max_length=32))
+                hyper=Hyper(**LEARN))
     sub = tmp_path / "submission"
     sub.mkdir()
     for rel, text in submission_files(plan).items():
@@ -91,7 +92,8 @@ def test_qlora_on_a_cpu_sandbox_says_so_and_trains_lora(docker_sandbox, tmp_path
     m = json.loads(docker_sandbox.read_file("/workspace/submission/results/qlora/metrics.json"))
     assert m["device"] == "cpu" and m["deviations"][0]["what"] == "quantisation"
     assert 0 < m["trainable_params"] < m["total_params"]
-    assert 0.0 <= m["metrics"]["accuracy"] <= 1.0
+    # LoRA in place of QLoRA still learns: above its before-training accuracy by more than the noise
+    assert m["metrics"]["accuracy"] - m["before"]["accuracy"] > learned_margin(m["n_test"]), m
 
 
 def test_rlhf_recipe_raises_the_reward_in_the_sandbox(docker_sandbox, tmp_path):
