@@ -19,18 +19,34 @@ class Table(BaseModel):
     rows: list[list[str]] = Field(default_factory=list)  # header rows first; rectangular
 
     def column_labels(self) -> list[str]:
-        """One label per column, built from the header rows (spanning cells de-duplicated)."""
+        """One name per column from the header rows. A group label spanning several columns is joined
+        to the names under it with " / " ("GLUE / MNLI"); a header wrapped onto two rows is joined with
+        a space ("# Trainable Parameters")."""
         if not self.rows:
             return []
         ncols = len(self.rows[0])
+        head = [[(r[c].strip() if c < len(r) else "") for c in range(ncols)] for r in self.rows[: self.header_rows]]
+
+        def group(k: int, c: int) -> bool:
+            # the cell spans a run of columns, and a lower header row names them apart
+            a = b = c
+            while a > 0 and head[k][a - 1] == head[k][c]:
+                a -= 1
+            while b + 1 < ncols and head[k][b + 1] == head[k][c]:
+                b += 1
+            return b > a and any(len({r[x] for x in range(a, b + 1) if r[x]}) >= 2 for r in head[k + 1:])
+
         labels: list[str] = []
         for c in range(ncols):
-            parts: list[str] = []
-            for r in self.rows[: self.header_rows]:
-                cell = r[c].strip() if c < len(r) else ""
-                if cell and (not parts or parts[-1] != cell):
-                    parts.append(cell)
-            labels.append(" ".join(parts))
+            label, prev_group, last = "", False, None
+            for k, r in enumerate(head):
+                cell = r[c]
+                if not cell or cell == last:
+                    continue
+                g = group(k, c)
+                label = cell if not label else label + (" / " if prev_group else " ") + cell
+                prev_group, last = g, cell
+            labels.append(label)
         return labels
 
 

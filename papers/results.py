@@ -43,44 +43,12 @@ def _is_hp_table(t: Table) -> bool:
         r"analysis|accuracy|validation|results", t.caption or "", re.I)
 
 
-def column_labels(t: Table) -> list[str]:
-    """One name per column from the header rows. A group label spanning several columns is joined
-    to the names under it with " / " ("GLUE / MNLI"); a header wrapped onto two rows is joined with
-    a space ("# Trainable Parameters")."""
-    if not t.rows:
-        return []
-    ncols = len(t.rows[0])
-    head = [[(r[c].strip() if c < len(r) else "") for c in range(ncols)] for r in t.rows[: t.header_rows]]
-
-    def group(k: int, c: int) -> bool:
-        # the cell spans a run of columns, and a lower header row names them apart
-        a = b = c
-        while a > 0 and head[k][a - 1] == head[k][c]:
-            a -= 1
-        while b + 1 < ncols and head[k][b + 1] == head[k][c]:
-            b += 1
-        return b > a and any(len({r[x] for x in range(a, b + 1) if r[x]}) >= 2 for r in head[k + 1:])
-
-    labels: list[str] = []
-    for c in range(ncols):
-        label, prev_group, last = "", False, None
-        for k, r in enumerate(head):
-            cell = r[c]
-            if not cell or cell == last:
-                continue
-            g = group(k, c)
-            label = cell if not label else label + (" / " if prev_group else " ") + cell
-            prev_group, last = g, cell
-        labels.append(label)
-    return labels
-
-
 def results_from_tables(tables: list[Table]) -> list[ReportedResult]:
     out: list[ReportedResult] = []
     for t in tables:
         if not t.rows or _is_hp_table(t):
             continue
-        labels = column_labels(t)
+        labels = t.column_labels()
         ncols = len(t.rows[0])
         body = t.rows[t.header_rows:]
         # label columns: mostly non-numeric in the body

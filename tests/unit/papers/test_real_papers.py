@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from papers import load_paper
-from papers.results import column_labels
 from tests.conftest import SHARED, need_shared
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,16 +37,10 @@ def test_title(name):
 CHECKS = [(n, *c) for n in PAPERS for c in GT[n]["checks"]]
 
 
-def _column_matches(want: str, got: str) -> bool:
-    """The fixture's column names predate issue 22, which joins a group label to the names under
-    it with " / " ("BLEU / EN-DE"); the fixture spells those with a space ("BLEU EN-DE")."""
-    return want in got or want in got.replace(" / ", " ")
-
-
 @pytest.mark.parametrize("name,table,row,column,text", CHECKS)
 def test_table_cell(name, table, row, column, text):
     p = paper(name)
-    hits = [r for r in p.results if r.table == table and row in r.row and _column_matches(column, r.column)]
+    hits = [r for r in p.results if r.table == table and row in r.row and column in r.column]
     assert any(r.text == text for r in hits), [(r.row, r.column, r.text) for r in hits][:6]
     r = next(r for r in hits if r.text == text)
     t = next(t for t in p.tables if t.id == table)
@@ -96,9 +89,9 @@ def test_two_level_header_columns_and_section_rows():
     t = next(t for t in paper("lora-2106.09685.pdf").tables if t.id == "Table 13")
     # "GPT-2 Medium" over the body names a block of rows, not a column
     assert t.header_rows == 2
-    assert column_labels(t)[2:] == ["DART / BLEU↑", "DART / MET↑", "DART / TER↓"]
+    assert t.column_labels()[2:] == ["DART / BLEU↑", "DART / MET↑", "DART / TER↓"]
     t = next(t for t in paper("bert-1810.04805.pdf").tables if t.id == "Table 2")
-    assert column_labels(t) == ["System", "Dev / EM", "Dev / F1", "Test / EM", "Test / F1"]
+    assert t.column_labels() == ["System", "Dev / EM", "Dev / F1", "Test / EM", "Test / F1"]
     assert len(t.rows) >= 14  # the whole body, not only the rows below the other column's caption
 
 
@@ -114,7 +107,7 @@ def test_attention_spanning_header_repeated():
     head = t.rows[0]
     assert head.count("BLEU") == 2
     labels = t.column_labels()
-    assert "BLEU EN-DE" in labels and "BLEU EN-FR" in labels
+    assert "BLEU / EN-DE" in labels and "BLEU / EN-FR" in labels
 
 
 def test_sections_in_reading_order():

@@ -14,7 +14,6 @@ import pytest
 
 from papers import load_paper
 from papers.layout import Line, Word, _merge_same_row
-from papers.results import column_labels
 from papers.tables import _grid, header_row_count
 
 FS = 9
@@ -244,7 +243,7 @@ def test_two_level_header_names_grouped_columns(tmp_path):
     p = load_paper(f)
     t = only_table(p, "Table 1")
     assert t.header_rows == 2
-    assert column_labels(t) == ["Model", "Params", "GLUE / MNLI", "GLUE / QNLI", "GLUE / SST-2", "SQuAD / EM", "SQuAD / F1"]
+    assert t.column_labels() == ["Model", "Params", "GLUE / MNLI", "GLUE / QNLI", "GLUE / SST-2", "SQuAD / EM", "SQuAD / F1"]
     got = cells(p, "Table 1")
     assert {("BERT", "GLUE / MNLI", "84.6"), ("BERT", "GLUE / SST-2", "93.5"), ("DistilBERT", "GLUE / QNLI", "89.2"),
             ("BERT", "SQuAD / EM", "80.8"), ("DistilBERT", "SQuAD / F1", "85.8"), ("BERT", "Params", "110M")} <= got
