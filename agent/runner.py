@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -180,6 +181,13 @@ def execute_run(
             except (PaperError, ModelError, SandboxError, JudgeTransportError, RubricError, FileNotFoundError) as exc:
                 _fail(cfg, graph, thread, exc, agent_model, judge)
                 raise RunFailed(f"{type(exc).__name__}: {exc}", cfg.run_id) from exc
+            except Exception as exc:  # noqa: BLE001 — a bug of ours: still a report, never a bare traceback
+                where = _internal_error(cfg, exc)
+                _fail(cfg, graph, thread, RuntimeError(f"internal error{where}: {type(exc).__name__}: {exc}"),
+                      agent_model, judge)
+                raise RunFailed(f"internal error{where}: {type(exc).__name__}: {exc} (a defect in Repro, not in "
+                                f"your input; the traceback is in logs/error.txt — please report it)",
+                                cfg.run_id) from exc
     except ModelError as exc:  # the embedded server itself did not start
         _fail(cfg, graph, thread, exc, None, None)
         raise RunFailed(f"ModelError: {exc}", cfg.run_id) from exc
@@ -271,6 +279,18 @@ def _diff(before: dict[str, str], after: dict[str, str]) -> str:
             out += difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
                                         fromfile=f"a/{rel}" if rel in before else "/dev/null", tofile=f"b/{rel}")
     return "".join(out)
+
+
+def _internal_error(cfg: RunConfig, exc: Exception) -> str:
+    """Keep the traceback of an unexpected exception in logs/error.txt; return ' in node X' (LangGraph
+    notes the node a task failed in) or ''."""
+    import traceback
+
+    (cfg.run_dir / "logs").mkdir(exist_ok=True)
+    (cfg.run_dir / "logs" / "error.txt").write_text("".join(traceback.format_exception(exc)))
+    node = next((m.group(1) for n in getattr(exc, "__notes__", []) or []
+                 if (m := re.search(r"task with name '([^']+)'", n))), None)
+    return f" in node {node!r}" if node else ""
 
 
 def _fail(cfg: RunConfig, graph, thread, exc: Exception, agent_model, judge) -> None:

@@ -300,3 +300,22 @@ def test_seeds_rerun_the_reproduction_and_give_each_claim_a_verdict(tmp_path, sp
     assert row["reproduced"]["interval"]["n"] == 3
     html = (cfg.run_dir / "report.html").read_text()
     assert "Claims across seeds" in html and verdict in html
+
+
+def test_a_defect_in_a_node_ends_in_a_report_not_a_traceback(tmp_path, script_file, monkeypatch):
+    """An unexpected exception inside a node (a bug of ours, not a typed failure) still ends the run
+    with a report that says where and what, the traceback kept in logs/error.txt, and RunFailed."""
+    import agent.graph
+    from agent.runner import RunFailed
+
+    def broken_plan(state, runtime):
+        raise TypeError("claims_schema() got an unexpected keyword argument 'max_experiments'")
+
+    monkeypatch.setattr(agent.graph, "plan", broken_plan)
+    cfg = _cfg(tmp_path)
+    with pytest.raises(RunFailed, match=r"internal error in node 'plan': TypeError: claims_schema\(\)"):
+        _run(cfg, script_file)
+    rep = _report(cfg)
+    assert rep["status"] == "failed" and "internal error in node 'plan'" in rep["stop_reason"], rep["stop_reason"]
+    assert "TypeError" in (cfg.run_dir / "logs" / "error.txt").read_text()
+    assert json.loads((cfg.run_dir / "failure.json").read_text())["resume"] == "repro run --resume t1"
