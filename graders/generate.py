@@ -5,6 +5,14 @@ from what ingestion already extracted (reported results, hyperparameters, tables
 model is only asked two small schema-constrained questions: the method's components, and the
 datasets/models used. Its answers are checked (length, plain text, and for names: they must
 occur in the paper); anything unusable is dropped and a generic leaf stands in, with a warning.
+
+Given the run's plan, the tree is graded against what the plan set out to do: a setup leaf whose
+setting the plan replaced (a substituted dataset or model, fewer epochs) asks for the substitute
+and cites the deviation; result leaves come only from the plan's targets, never from parameter
+counts or timings; and when the setup is substituted (any deviation), the paper's absolute numbers
+are not reachable by construction, so the Result Analysis leaves test what a substituted setup can
+show — the paper's comparisons (A beats B, training beats the untrained start) on the reproduced
+numbers, each a checked leaf — and each experiment's claim, judged with the numbers beside it.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ from typing import Any, Iterable
 
 from graders.evidence import fence, new_nonce
 from graders.judge import JudgeModel
-from graders.checks import Check, PaperValue
+from graders.checks import Check, PaperValue, Quantity
 from graders.rubric import TaskNode, validate_tree
 
 log = logging.getLogger(__name__)
@@ -100,11 +108,80 @@ def _round_robin(lists: Iterable[list], n: int) -> list[list]:
     return taken
 
 
+# Columns that are not results of an experiment: sizes and costs (a parameter count, a wall time).
+NOT_A_RESULT = re.compile(r"param|#\s*p|size|time|speed|latency|throughput|sec\b|seconds|flops|memory|gpu.?hours",
+                          re.I)
+
+
+def _is_cost(r: Any) -> bool:
+    return bool(NOT_A_RESULT.search(f"{r.column} {r.unit_or_metric or ''}"))
+
+
+def _deviation_for(plan: dict | None, *names: str) -> dict | None:
+    """The plan's deviation that replaced one of ``names`` (matched both ways, case-insensitively)."""
+    for d in (plan or {}).get("deviations") or []:
+        text = f"{d.get('what', '')} {d.get('paper', '')}".lower()
+        for n in names:
+            n = n.lower().strip()
+            if n and (n in text or (d.get("paper") or "").lower().strip() in n):
+                return d
+    return None
+
+
+def _plan_targets(plan: dict | None) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(table, row, column) -> (experiment id, metric) of every target the plan has."""
+    return {(t["table"], t["row"], t["column"]): (e["id"], t.get("metric", "accuracy"))
+            for e in (plan or {}).get("experiments", []) for t in e.get("targets") or []}
+
+
+def _comparisons(plan: dict) -> list[tuple[str, Check]]:
+    """The paper's comparisons a substituted setup can still test, as (requirement, check): each
+    experiment against its own untrained start where the paper's trained number is higher, and
+    two experiments with targets in the same column, in the order the paper ranks them."""
+    out: list[tuple[str, Check]] = []
+    exps = plan.get("experiments") or []
+    for e in exps:
+        before = {b["column"]: b for b in e.get("before_targets") or []}
+        if not before and e.get("reported_before"):
+            before = {e["reported_before"]["column"]: e["reported_before"]}
+        for t in e.get("targets") or []:
+            b = before.get(t["column"])
+            if b is None or not t["value"] > b["value"]:
+                continue
+            m = t.get("metric", "accuracy")
+            out.append((f"As in the paper ({t['table']}, page {t['page']}: {e['name']} {t['text']} against "
+                        f"{b['text']} before training, {t['column']}), training {e['name']} raises {m} above the "
+                        f"untrained model's on the reproduction's own numbers.",
+                        Check(leaf_id="", kind="greater", experiment=e["id"], metric=m,
+                              other=Quantity(experiment=e["id"], metric=f"before.{m}"),
+                              why="the paper's trained-vs-untrained comparison, written by the rubric generator")))
+    for i, a in enumerate(exps):
+        for b in exps[i + 1:]:
+            for ta in a.get("targets") or []:
+                tb = next((t for t in b.get("targets") or [] if (t["table"], t["column"]) == (ta["table"], ta["column"])
+                           and t["row"] != ta["row"]), None)
+                if tb is None or ta["value"] == tb["value"]:
+                    continue
+                hi, lo, thi, tlo = (a, b, ta, tb) if ta["value"] > tb["value"] else (b, a, tb, ta)
+                m = thi.get("metric", "accuracy")
+                out.append((f"As in the paper ({thi['table']}, {thi['column']}: {hi['name']} {thi['text']} against "
+                            f"{lo['name']} {tlo['text']}), {hi['name']} reaches a higher {m} than {lo['name']} on the "
+                            f"reproduction's own numbers.",
+                            Check(leaf_id="", kind="greater", experiment=hi["id"], metric=m,
+                                  other=Quantity(experiment=lo["id"], metric=tlo.get("metric", "accuracy")),
+                                  why="the paper's ranking of two experiments, written by the rubric generator")))
+    return out
+
+
 def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
-                 targets: dict[tuple[str, str, str], tuple[str, str]] | None = None) -> GeneratedRubric:
-    """``targets``: (table, row, column) -> (experiment id, metric name) of the plan; each result
-    leaf for such a cell gets a check (decided by arithmetic, not by the judge)."""
+                 plan: dict | None = None) -> GeneratedRubric:
+    """``plan``: the run's plan (a dict). Each result leaf for one of its target cells gets a check
+    (decided by arithmetic, not by the judge); setup leaves follow its deviations; with any
+    deviation, the result leaves are the paper's comparisons and claims instead of its absolute
+    numbers (see the module's docstring)."""
     warnings: list[str] = []
+    targets = _plan_targets(plan)
+    substituted = bool((plan or {}).get("deviations"))
     max_leaves = max(4, max_leaves)
     title = (getattr(paper, "title", "") or "the paper").strip()
     abstract = getattr(paper, "abstract", "") or ""
@@ -138,9 +215,16 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
     method = [("Method Implementation", f"The code implements {c}, as described in the paper.") for c in components]
     if not method:
         method = [("Method Implementation", f"The code implements the method proposed in \"{title}\".")]
-    data = [("Dataset and Model Acquisition", f"The code obtains and prepares {n} as used in the paper.")
-            for n in names] or [("Dataset and Model Acquisition",
-                                 "The code obtains and prepares the datasets and models the paper's experiments use.")]
+    def acquire(n: str) -> tuple[str, str]:
+        d = _deviation_for(plan, n)
+        if d is None:
+            return "Dataset and Model Acquisition", f"The code obtains and prepares {n} as used in the paper."
+        return ("Dataset and Model Acquisition", f"The code obtains and prepares {d['ours']}, the plan's substitute "
+                f"for the paper's {n} (deviation, {d['what']}: {d['reason']}).")
+
+    data = [acquire(n) for n in names] or [
+        ("Dataset and Model Acquisition", "The code obtains and prepares the datasets and models the plan uses"
+         + (" (the paper's, or the substitutes its deviations name)." if plan else " (the paper's)."))]
     hparams = []
     seen_h: set[str] = set()
     for h in getattr(paper, "hyperparameters", []) or []:
@@ -148,15 +232,22 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         if key in seen_h:
             continue
         seen_h.add(key)
+        d = _deviation_for(plan, h.name.replace("_", " "), h.name.replace("_", " ").rstrip("s"))
+        if d is not None:
+            hparams.append(("Experimental Setup", f"The code sets {h.name} to {d['ours']}, the plan's substitute for "
+                                                  f"the paper's {h.value} (page {h.page}; deviation: {d['reason']})."))
+            continue
         hparams.append(("Experimental Setup", f"The code sets {h.name} to {h.value}, as stated in the paper "
                                               f"(page {h.page})."))
 
     results_by_table: dict[str, list] = {}
     seen_r: set[tuple] = set()
     for r in getattr(paper, "results", []) or []:
-        if not isinstance(r.value, (int, float)) or not math.isfinite(r.value):
+        if not isinstance(r.value, (int, float)) or not math.isfinite(r.value) or _is_cost(r):
             continue
         k = (r.table, r.row, r.column)
+        if plan is not None and (k not in targets or substituted):
+            continue  # only the plan's targets; none when the setup makes absolute numbers unreachable
         if k in seen_r:
             continue
         seen_r.add(k)
@@ -175,8 +266,10 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         execution.append(("Evaluation, Metrics & Benchmarking",
                           "Running reproduce.sh evaluates the trained model(s) and logs the paper's main metrics."))
 
-    picked = _round_robin([method, results, execution, data + hparams], max_leaves)
-    method_p, results_p, exec_p, setup_p = picked
+    comparisons = _comparisons(plan) if plan is not None and substituted else []
+    claims = [(e, e["claim"]) for e in (plan or {}).get("experiments", []) if e.get("claim")] if substituted else []
+    picked = _round_robin([method, results, comparisons, claims, execution, data + hparams], max_leaves)
+    method_p, results_p, compare_p, claims_p, exec_p, setup_p = picked
 
     def node(path: str, req: str, weight: float, subs=(), cat=None, fine=None) -> TaskNode:
         return TaskNode(id=str(uuid.uuid5(_NS, f"{title}|{path}|{req}")), requirements=req, weight=weight,
@@ -215,6 +308,24 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
                     1, cat="Result Analysis", fine="Evaluation, Metrics & Benchmarking"))
             table_nodes.append(node(f"t{t}", f"The results of {t} have been reproduced.", len(leaves), leaves))
         sections.append(node("r", "The paper's reported results have been reproduced.", 3, table_nodes))
+    elif compare_p or claims_p:
+        setup = "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in (plan or {}).get("deviations", [])[:3])
+        leaves = []
+        for i, (req, check) in enumerate(compare_p):
+            leaves.append(node(f"c{i}", req, 1, cat="Result Analysis", fine="Evaluation, Metrics & Benchmarking"))
+            pending_checks.append((leaves[-1].requirements, check))
+        for i, (e, claim) in enumerate(claims_p):
+            leaves.append(node(f"k{i}", (
+                f"The reproduction's numbers for {e['name']} support the paper's claim \"{claim}\" as far as the "
+                f"plan's setup allows (it differs from the paper's: {setup}); its absolute numbers are not "
+                f"compared with the paper's."), 1, cat="Result Analysis", fine="Evaluation, Metrics & Benchmarking"))
+        sections.append(node("r", "The paper's comparisons and claims hold on the reproduction's numbers (the "
+                                  "setup is substituted: absolute numbers are not comparable).", 3, leaves))
+    elif plan is not None and substituted:
+        warnings.append("the setup is substituted and the plan has no comparison or claim to test; the rubric has "
+                        "no Result Analysis leaves")
+    elif plan is not None:
+        warnings.append("the plan has no target of the paper's; the rubric has no Result Analysis leaves")
     else:
         warnings.append("the paper has no extracted results; the rubric has no Result Analysis leaves")
 
@@ -224,7 +335,12 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         log.warning("rubric generation: %s", w)
     by_path = {n.requirements: n.id for n in root.walk()}
     checks: dict[str, list] = {}
-    for path, r, (experiment, metric), tol in pending_checks:
+    for pending in pending_checks:
+        if len(pending) == 2:  # a comparison: its leaf's requirement and its check
+            req, check = pending
+            checks[by_path[req]] = [check.model_copy(update={"leaf_id": by_path[req]})]
+            continue
+        path, r, (experiment, metric), tol = pending
         req = next(q for q in by_path if q.startswith(f"The reproduction's result for {r.row} / {r.column} in {r.table}"))
         checks[by_path[req]] = [Check(leaf_id=by_path[req], kind="close", experiment=experiment, metric=metric,
                                       paper=PaperValue(value=r.value, text=r.text, table=r.table, row=r.row,

@@ -83,3 +83,71 @@ def test_ids_are_unique_and_deterministic():
     b = generate_rubric(paper(), None)
     assert [n.id for n in a.walk()] == [n.id for n in b.walk()]
     assert len({n.id for n in a.walk()}) == sum(1 for _ in a.walk())
+
+
+# ---------------------------------------------------------------- graded against the plan (issue 21)
+def _lora_plan(paper_results) -> dict:
+    """A capable model's plan for the LoRA paper (Table 2, SST-2), on a substituted setup."""
+    def row(name):
+        r = next(r for r in paper_results if r.table == "Table 2" and r.row == name and r.column == "SST-2")
+        return {"value": r.value, "text": r.text, "table": r.table, "row": r.row, "column": r.column,
+                "page": r.page, "metric": "accuracy"}
+
+    return {"experiments": [
+        {"id": "lora", "name": "LoRA", "claim": "LoRA matches or beats full fine-tuning on GLUE.",
+         "targets": [row("RoBbase (LoRA)")]},
+        {"id": "ft", "name": "Full fine-tuning", "claim": None, "targets": [row("RoBbase (FT)*")]}],
+        "deviations": [
+            {"what": "dataset", "paper": "GLUE", "ours": "movie-review snippets", "reason": "offline: GLUE not cached"},
+            {"what": "base model", "paper": "RoBERTa", "ours": "all-MiniLM-L6-v2", "reason": "CPU sandbox"},
+            {"what": "epochs", "paper": "5", "ours": "1", "reason": "CPU budget"}]}
+
+
+def _lora_paper():
+    from papers.ingest import load_paper
+    from tests.conftest import need_shared
+
+    return load_paper(need_shared("papers/real/lora-2106.09685.pdf"))
+
+
+def test_a_substituted_plan_gets_comparisons_and_claims_not_unreachable_absolute_leaves():
+    from graders.checks import evaluate_all
+
+    p = _lora_paper()
+    model = ScriptedChatModel([{"components": ["low-rank update matrices on the attention weights"]},
+                               {"datasets": ["GLUE"], "models": ["RoBERTa"]}])
+    plan = _lora_plan(p.results)
+    out = build_rubric(p, model, plan=plan)
+    validate_tree(out.rubric)
+    reqs = [leaf.requirements for leaf in out.rubric.leaves()]
+    # setup leaves follow the plan's deviations: the substitute is asked for, the deviation cited
+    assert any("movie-review snippets, the plan's substitute for the paper's GLUE" in r for r in reqs), reqs
+    assert not any(r == "The code obtains and prepares GLUE as used in the paper." for r in reqs)
+    assert any("sets epochs to 1, the plan's substitute for the paper's 5" in r for r in reqs), reqs
+    # no leaf on parameter counts or absolute numbers the substitution makes unreachable
+    assert not any("Trainable Parameters" in r or "125.0M" in r for r in reqs)
+    assert not any("of the paper's value" in r for r in reqs)
+    results = [leaf for leaf in out.rubric.leaves() if leaf.task_category == "Result Analysis"]
+    assert any("LoRA reaches a higher accuracy than Full fine-tuning" in leaf.requirements for leaf in results)
+    assert any("matches or beats full fine-tuning" in leaf.requirements for leaf in results)
+    # the comparison is a checked leaf, decided on the reproduction's own numbers
+    (cmp_id,) = [leaf.id for leaf in results if "reaches a higher" in leaf.requirements]
+    (check,) = out.checks[cmp_id]
+    assert (check.kind, check.experiment, check.other.experiment) == ("greater", "lora", "ft")
+    numbers = {"lora": {"metrics": {"accuracy": 0.70}, "file": "results/lora/metrics.json"},
+               "ft": {"metrics": {"accuracy": 0.72}, "file": "results/ft/metrics.json"}}
+    assert evaluate_all([check], numbers)["passed"] is False  # ours: LoRA below full FT, the claim fails
+    numbers["lora"]["metrics"]["accuracy"] = 0.75
+    assert evaluate_all([check], numbers)["passed"] is True
+
+
+def test_the_papers_own_setup_keeps_absolute_leaves_for_the_plans_targets_only():
+    p = _lora_paper()
+    plan = {**_lora_plan(p.results), "deviations": []}
+    out = build_rubric(p, None, plan=plan)
+    absolute = [leaf for leaf in out.rubric.leaves() if "of the paper's value" in leaf.requirements]
+    assert len(absolute) == 2 and all(leaf.id in out.checks for leaf in absolute)
+    assert {"RoBbase (LoRA)", "RoBbase (FT)*"} == {c.paper.row for leaf in absolute for c in out.checks[leaf.id]}
+    # without a plan (repro rubric generate), every numeric row is offered, parameter counts excepted
+    bare = [leaf.requirements for leaf in build_rubric(p, None).rubric.leaves()]
+    assert any("of the paper's value" in r for r in bare) and not any("Trainable Parameters" in r for r in bare)
