@@ -25,10 +25,8 @@ def _rubric(cfg, paper: Paper, judge, plan: dict | None = None) -> tuple[object,
     for path in (cfg.rubric_path, Path(cfg.paper_path).with_name("rubric.json")):
         if path and Path(path).is_file():
             return load_rubric(path), str(path), [], load_sidecar(Path(path))
-    # each planned experiment's target cells, so the generator can write checks for its leaves
-    targets = {(t["table"], t["row"], t["column"]): (e["id"], t.get("metric", "accuracy"))
-               for e in (plan or {}).get("experiments", []) for t in e.get("targets") or []}
-    generated = build_rubric(paper, judge, targets=targets)
+    # graded against the plan: its targets get checks, its deviations shape the setup and result leaves
+    generated = build_rubric(paper, judge, plan=plan)
     return generated.rubric, "generated from the paper", list(generated.warnings), dict(generated.checks)
 
 
