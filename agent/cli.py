@@ -10,12 +10,14 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agent.config import Budgets, ModelConfig, RunConfig
 from agent.eval.cli import eval_cmd
 from agent.runner import RunFailed, execute_run, list_runs, load_run_config, new_run_id
 from graders.cli import judge_eval_cmd, rubric_app, set_model_factory
+from graders.reproduce import progress_text
 from papers.cli import paper_app
 
 app = typer.Typer(help="Repro: replicate a paper end to end — plan, code, sandboxed run, graded report.",
@@ -77,6 +79,8 @@ def _progress(event: str, **data) -> None:
             console.print(f"  graded {data['done']}/{data['total']} leaves")
     elif event == "log":
         console.print(f"  {data['line']}")
+    elif event == "progress":  # a training script's progress line (the reproduction, the smoke job), throttled
+        console.print(f"{_clock()}   {escape(progress_text(data))}", highlight=False)
 
 
 def _finish(state: dict, cfg: RunConfig) -> None:
@@ -115,7 +119,9 @@ def run(
     rubric: Optional[Path] = typer.Option(None, help="PaperBench rubric.json (default: beside the PDF, else generated)"),
     model: Optional[str] = typer.Option(None, help="agent model name (default $REPRO_MODEL; none = embedded SmolLM2)"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-protocol endpoint (default $OPENAI_BASE_URL)"),
-    judge_model: Optional[str] = typer.Option(None, help="judge model (default: the agent's)"),
+    judge_model: Optional[str] = typer.Option(None, help="judge model, chosen apart from the agent: 'embedded' (the "
+                                                         "local SmolLM2) or a name at the judge's endpoint "
+                                                         "(default: the agent's)"),
     judge_base_url: Optional[str] = typer.Option(None, help="judge endpoint (default: the agent's)"),
     password: Optional[str] = typer.Option(None, help="PDF password"),
     sandbox: str = typer.Option("docker", help="docker | local (trusted code only)"),
@@ -157,8 +163,11 @@ def run(
         if not paper.is_file():
             console.print(f"[red]error:[/] {paper} does not exist or is not a file")
             raise typer.Exit(2)
-        agent_mc = ModelConfig.from_env(model, base_url)
-        judge_mc = ModelConfig(model=judge_model or agent_mc.model, base_url=judge_base_url or agent_mc.base_url)
+        try:
+            agent_mc = ModelConfig.from_env(model, base_url)
+            judge_mc = ModelConfig.for_judge(agent_mc, judge_model, judge_base_url)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         cfg = RunConfig(run_id=new_run_id(paper), runs_dir=runs_dir, paper_path=paper.resolve(),
                         rubric_path=rubric.resolve() if rubric else None, password=password,
                         agent_model=agent_mc, judge_model=judge_mc, sandbox_backend=sandbox,

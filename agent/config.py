@@ -18,14 +18,35 @@ class ModelConfig(BaseModel):
 
     @classmethod
     def from_env(cls, model: str | None = None, base_url: str | None = None) -> "ModelConfig":
-        return cls(
-            model=model or os.environ.get("REPRO_MODEL"),
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
-        )
+        """The agent's endpoint: the flags, else $REPRO_MODEL / $OPENAI_BASE_URL. The model name
+        ``embedded`` is the embedded SmolLM2 server, whatever the environment says."""
+        model = model or os.environ.get("REPRO_MODEL")
+        if _is_embedded(model):
+            if base_url:
+                raise ValueError(f"the model 'embedded' runs on this machine: it takes no base URL (got {base_url})")
+            return cls()
+        return cls(model=model, base_url=base_url or os.environ.get("OPENAI_BASE_URL"))
+
+    @classmethod
+    def for_judge(cls, agent: "ModelConfig", model: str | None = None, base_url: str | None = None) -> "ModelConfig":
+        """The judge's endpoint, chosen apart from the agent's: ``embedded`` is the embedded SmolLM2
+        whatever the agent is; a judge model name alone is asked at the agent's endpoint, a judge base
+        URL alone keeps the agent's model name; neither: the agent's own model judges."""
+        if _is_embedded(model):
+            if base_url:
+                raise ValueError("the judge model 'embedded' runs on this machine: give no --judge-base-url with it")
+            return cls()
+        if model is None and base_url is None:
+            return agent
+        return cls(model=model or agent.model, base_url=base_url or agent.base_url)
 
     @property
     def embedded(self) -> bool:
         return not self.base_url and not self.model
+
+
+def _is_embedded(model: str | None) -> bool:
+    return bool(model) and model.strip().lower() == "embedded"
 
 
 class Price(BaseModel):
@@ -71,6 +92,9 @@ class Budgets(BaseModel):
     """Wall time of the tool loop (the reproduction and grading come after it)."""
     max_malformed_in_row: int = 3
     """Malformed replies in a row (unknown tool, bad arguments, not JSON) that end the loop."""
+    max_repeats_in_row: int = 3
+    """Identical tool calls (same tool, same arguments) in a row, each failing the same way, that end
+    the loop (exit ``stuck``); from the second one, the model is shown the failure (agent/loop/spin.py)."""
     reminder_every: int = 5
     """A time-and-budget reminder every this many model turns."""
     max_reasks: int = 2

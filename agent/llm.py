@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,11 +25,39 @@ from typing import Any, Protocol, runtime_checkable
 import openai
 from tenacity import retry, retry_if_exception, wait_exponential_jitter
 
+from agent import tokens
 from graders.files import parse_json
 
 
 class ModelError(Exception):
     """The model could not be reached or kept failing. Says which endpoint and what to do."""
+
+
+class ContextLengthExceeded(ModelError):
+    """The endpoint refused the request as longer than the model's context window. ``limit``,
+    ``prompt`` and ``completion`` are the endpoint's own token counts when its message gives them
+    (llama.cpp's server, vLLM and OpenAI write "maximum context length is N tokens ... (P in the
+    messages, C in the completion)"); None when it does not."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        num = lambda pattern: int(m.group(1)) if (m := re.search(pattern, message)) else None  # noqa: E731
+        self.limit = num(r"maximum context length is (\d+)")
+        self.prompt = num(r"(\d+) in the messages")
+        self.completion = num(r"(\d+) in the completion")
+
+
+#: how endpoints say a request is too long: OpenAI, vLLM and llama-cpp-python ("maximum context
+#: length", code context_length_exceeded), llama.cpp's own server ("exceeds the available context
+#: size"), others ("context window", "prompt is too long")
+_CONTEXT_ERROR = re.compile(r"context[ _](length|window|size)|maximum context|exceeds? the (available )?context|"
+                            r"prompt is too long|too many tokens", re.I)
+
+
+def _context_exceeded(exc: "openai.APIStatusError") -> bool:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = getattr(exc, "code", None) or body.get("code")
+    return code in ("context_length_exceeded", "exceed_context_size_error") or bool(_CONTEXT_ERROR.search(str(exc)))
 
 
 class ScriptExhausted(AssertionError):
@@ -198,6 +227,16 @@ def constrained_calls(completion: Completion, tools: list[dict], prefix: str) ->
 _parse_json = parse_json
 
 
+def prompt_tokens(model: Any, messages: list[dict], tools: list[dict] | None = None) -> int:
+    """The prompt tokens a request to ``model`` takes: its own count where it has one
+    (OpenAIChatModel.prompt_tokens), else the stand-in's for the messages and tool definitions."""
+    own = getattr(model, "prompt_tokens", None)
+    if callable(own):
+        return own(messages, tools)
+    counter = tokens.proxy()
+    return counter.count(messages) + (counter.text(json.dumps(tools)) if tools else 0)
+
+
 # ---------------------------------------------------------------- test doubles
 class ScriptedChatModel:
     """Answers from a fixed script, in order; raises ``ScriptExhausted`` when it runs out.
@@ -275,6 +314,9 @@ class OpenAIChatModel:
         self.context_tokens: int | None = None
         #: a small model that needs the guide's narrowed tool menus (RunConfig.guide "auto")
         self.weak = False
+        #: counts a request's prompt tokens (prompt_tokens); EmbeddedServer.client() puts the served
+        #: GGUF's own tokenizer here, elsewhere it is a stand-in with a margin (agent/tokens.py)
+        self.counter = None
         self.json_mode = json_mode
         self._client = openai.OpenAI(
             base_url=base_url,
@@ -299,6 +341,16 @@ class OpenAIChatModel:
     def native_tools(self) -> bool:
         """Function calling as the endpoint's own feature; llama.cpp's server gets constrained JSON."""
         return self.json_mode != "json_object"
+
+    def prompt_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> int:
+        """The prompt tokens ``complete(messages, tools=tools)`` sends: on the constrained path the
+        tool prompt that as_constrained_messages adds (the reply schema becomes a grammar, not prompt
+        text); with native function calling the tools' definitions, which the endpoint puts in the
+        prompt."""
+        counter = self.counter or tokens.proxy()
+        if tools and not self.native_tools:
+            return counter.count(as_constrained_messages(messages, tools))
+        return counter.count(messages) + (counter.text(json.dumps(tools)) if tools else 0)
 
     def complete(self, messages, *, schema=None, tools=None, temperature=0.0, seed=None, max_tokens=None):
         prefix = "call-" + hashlib.sha256(json.dumps(messages, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -352,6 +404,15 @@ class OpenAIChatModel:
             ) from exc
         except openai.NotFoundError as exc:
             raise ModelError(f"model {self.name!r} not found at {self.base_url}: {exc}") from exc
+        except openai.BadRequestError as exc:
+            if _context_exceeded(exc):
+                raise ContextLengthExceeded(f"the model endpoint answered: context length exceeded "
+                                            f"({exc.message})") from exc
+            raise ModelError(f"the model endpoint {self.base_url or 'api.openai.com'} refused the request: "
+                             f"{exc.message}") from exc
+        except openai.APIError as exc:  # 5xx and rate limits past the retry deadline, any other status
+            raise ModelError(f"the model endpoint {self.base_url or 'api.openai.com'} failed: "
+                             f"{type(exc).__name__}: {getattr(exc, 'message', exc)}") from exc
         choice = resp.choices[0]
         msg = choice.message
         text = msg.content or ""
@@ -475,6 +536,7 @@ class EmbeddedServer:
             self.MODEL_NAME, base_url=self.base_url, api_key="embedded", timeout=900, json_mode="json_object"
         )
         model.context_tokens = self.n_ctx
+        model.counter = tokens.TokenCounter(self.model_path)  # the served GGUF's own: exact counts
         model.weak = True  # 135M parameters: it picks among constrained options, it does not plan
         return model
 

@@ -45,12 +45,14 @@ class LoopRecord(TypedDict, total=False):
     job_files: dict[str, str]  # job name -> files hash when it started
     smoke: dict  # {passed, files, step, command}: the last smoke run of reproduce.sh
     submitted: dict | None  # {note, step, forced}
-    exit: str | None  # submitted | steps | tokens | dollars | time | malformed | user_stop
+    exit: str | None  # submitted | steps | tokens | dollars | time | sandbox | malformed | user_stop | context | stuck
     exit_detail: str
     guided: int  # turns whose call the guide decided (a one-tool menu)
     guide_calls: int  # tool calls the guide decided
     model_calls: int  # tool calls the model chose from a menu of several tools
-    feedback: list[str]  # reviewer feedback not yet shown to the model
+    feedback: list[str]  # notes not yet shown to the model (reviewer feedback, a repeated failure)
+    repeat: dict  # {signature, failure, count}: identical failing calls in a row (agent/loop/spin.py)
+    context_scale: float  # < 1 after an endpoint counted a request longer than we did (its retry)
 
 
 class RunState(TypedDict, total=False):

@@ -18,7 +18,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from graders.files import write_atomic, write_json
 from graders.contract import IGNORED_DIRS, MAX_SUBMISSION_FILE
@@ -33,6 +33,7 @@ HEAD_CHARS = TAIL_CHARS = 5000
 #: of the sandbox user, jobs included
 BACKSTOP_S = 60
 WORKSPACE_POLICY = SandboxPolicy(output_cap_bytes=64 << 10)
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}")  # agent/tools/specs.py StartJob.name
 
 
 class WorkspaceError(RuntimeError):
@@ -59,6 +60,10 @@ class Workspace:
         self.manifest: dict[str, str] = {}
         self._fresh_manifest: dict | None = None  # from the last bash call: the files right after it
         self._manifest_path = self.run_dir / "workspace-manifest.json"
+        #: per job, how far its log has streamed to the host (wait_job with on_output)
+        self._job_offsets: dict[str, int] = {}
+        #: per job, what the wait_job tool keeps between waits (its progress follower)
+        self.job_followers: dict[str, Any] = {}
         if self._manifest_path.exists():
             self.manifest = json.loads(self._manifest_path.read_text())
 
@@ -101,9 +106,10 @@ class Workspace:
         return dest
 
     # --- running ------------------------------------------------------------------------------
-    def _runner(self, *args: str, timeout: float) -> Output:
+    def _runner(self, *args: str, timeout: float, on_stderr: Callable[[bytes], None] | None = None) -> Output:
         self._fresh_manifest = None  # whatever runs now may change files
-        res = self.sb.exec(["python3", "-c", RUNNER, *args], timeout=timeout + BACKSTOP_S, cwd=self.sb.workdir)
+        stream = {} if on_stderr is None else {"on_output": lambda s, chunk: on_stderr(chunk) if s == 2 else None}
+        res = self.sb.exec(["python3", "-c", RUNNER, *args], timeout=timeout + BACKSTOP_S, cwd=self.sb.workdir, **stream)
         out = res.stdout
         idx = out.rfind("\n" + SENTINEL)
         if idx < 0:
@@ -124,8 +130,47 @@ class Workspace:
     def job_status(self, name: str, tail: int = 30) -> dict:
         return self._runner("job-status", name, str(tail), timeout=30).info
 
-    def wait_job(self, name: str, seconds: float, tail: int = 30) -> dict:
-        return self._runner("job-wait", name, str(int(seconds)), str(tail), timeout=seconds + 15).info
+    def wait_job(self, name: str, seconds: float, tail: int = 30,
+                 on_output: Callable[[bytes], None] | None = None) -> dict:
+        """Wait for a job. With ``on_output`` its log streams while waiting: every byte it gained
+        since the last such wait, to ``on_output`` and to the host copy ``logs/job-<name>.log``
+        (raw, so its size is where the next wait, even in a resumed run, goes on from)."""
+        if on_output is None:
+            return self._runner("job-wait", name, str(int(seconds)), str(tail), timeout=seconds + 15).info
+        copy = self.job_log_copy(name)
+        start = self._job_offsets.get(name)
+        if start is None:
+            start = copy.stat().st_size if copy is not None and copy.is_file() else 0
+        f = None
+        if copy is not None:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            f = copy.open("ab")
+
+        follow: list[Callable[[bytes], None]] = [on_output]
+
+        def got(chunk: bytes) -> None:
+            if f is not None:
+                f.write(chunk)
+                f.flush()
+            if follow:
+                try:
+                    follow[0](chunk)
+                except Exception:  # noqa: BLE001 - a view of the log: the copy and the wait go on
+                    follow.clear()
+
+        try:
+            info = self._runner("job-wait", name, str(int(seconds)), str(tail), str(start), timeout=seconds + 15,
+                                on_stderr=got).info
+        finally:
+            if f is not None:
+                f.close()
+        if isinstance(info.get("log_offset"), int):
+            self._job_offsets[name] = info["log_offset"]
+        return info
+
+    def job_log_copy(self, name: str) -> Path | None:
+        """The host's live copy of a job's log (None for a name unfit for a file name)."""
+        return self.run_dir / "logs" / f"job-{name}.log" if JOB_NAME.fullmatch(name or "") else None
 
     def stop_job(self, name: str) -> dict:
         return self._runner("job-stop", name, timeout=30).info

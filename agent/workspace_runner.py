@@ -11,8 +11,9 @@ Modes (each prints its answer; structured answers are one JSON line after ``@@RE
 * ``run CALL_ID TIMEOUT HEAD TAIL [MAX_BYTES] -- CMD``: bash CMD with stdout+stderr merged into
   .repro/logs/CALL_ID.log (capped); prints head + tail; leftovers of the call are killed at the end;
   with MAX_BYTES the answer also holds the workspace's manifest afterwards (one exec, not two);
-* ``job-start NAME CMD`` / ``job-status NAME TAIL`` / ``job-wait NAME SECONDS TAIL`` /
-  ``job-stop NAME`` / ``jobs``: detached jobs with state in .repro/jobs/NAME/;
+* ``job-start NAME CMD`` / ``job-status NAME TAIL`` / ``job-wait NAME SECONDS TAIL [FROM]`` /
+  ``job-stop NAME`` / ``jobs``: detached jobs with state in .repro/jobs/NAME/; ``job-wait`` with
+  FROM (a byte offset in the job's log) writes the log from there to stderr as it grows;
 * ``search PATTERN PATH LIMIT``: lines matching a regular expression, as path:line: text;
 * ``manifest MAX_BYTES``: the workspace's files (size, sha256), minus what is never submitted.
 """
@@ -262,13 +263,41 @@ def supervise(name, cmd, d):
         os._exit(0)
 
 
-def job_wait(name, seconds, tail_n):
+def follow_log(name, pos):
+    """The job's log from byte ``pos`` on, to stderr as it is (the host streams it); the new end."""
+    path = os.path.join(job_dir(name), "log")
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            if pos > f.tell():  # not this log's offset (a log written anew): from its start
+                pos = 0
+            f.seek(pos)
+            while True:
+                data = f.read(1 << 16)
+                if not data:
+                    break
+                sys.stderr.buffer.write(data)
+                sys.stderr.buffer.flush()
+                pos += len(data)
+    except OSError:
+        pass
+    return pos
+
+
+def job_wait(name, seconds, tail_n, follow=None):
+    """Wait for the job; with ``follow`` (a byte offset in its log) stream the log from there to
+    stderr while waiting, and say in the answer where it got to (``log_offset``)."""
     deadline = time.time() + seconds
     st = status(name, 0)
     while st.get("exists") and st["state"] in ("running", "starting") and time.time() < deadline:
-        time.sleep(1.0)
+        if follow is not None:
+            follow = follow_log(name, follow)
+        time.sleep(0.5 if follow is not None else 1.0)
         st = status(name, 0)
-    answer(status(name, tail_n))
+    out = status(name, tail_n)
+    if follow is not None:
+        out["log_offset"] = follow_log(name, follow)
+    answer(out)
 
 
 def job_stop(name):
@@ -357,7 +386,7 @@ def main(argv):
     elif mode == "job-status":
         answer(status(argv[1], int(argv[2])))
     elif mode == "job-wait":
-        job_wait(argv[1], float(argv[2]), int(argv[3]))
+        job_wait(argv[1], float(argv[2]), int(argv[3]), int(argv[4]) if len(argv) > 4 else None)
     elif mode == "job-stop":
         job_stop(argv[1])
     elif mode == "jobs":

@@ -7,7 +7,19 @@ paperbench/judge/simple.py: per leaf, (1) a file-ranking call with the paper, th
 the file tree, (2) a grading call with the paper, the top-10 files, reproduce.sh (+ log for
 Code Execution / Result Analysis), the preceding criteria and the criterion, (3) a parse call
 that turns the free-text answer into JSON. Its constant prompts are stand-ins of similar length
-(the originals are not vendored here); they are small next to the paper.
+(the originals are not vendored here); they are small next to the paper. So the SimpleJudge side is
+a stand-in, not PaperBench's SimpleJudge run: the output says so on its first line. The stand-in
+sends the paper, the top-10 files and reproduce.log whole (whatever context fitting the real one
+does is not modelled).
+
+Which part of the saving comes from capped evidence: our judge grades the same submission three
+times in the run, with the caps as shipped (JudgeConfig: paper at ``paper_chars``, evidence at
+EvidenceLimits: per file, in all, file count, log head and tail), with the evidence caps off, and
+with the paper cap off too. SimpleJudge / ours-uncapped is the part from the judge's structure
+(sibling leaves graded in one call on a shared prefix, no per-leaf ranking and parse calls); the
+two cap steps are the parts from the capped paper and the capped evidence. The factors multiply
+to the figure, and the tokens saved add up to the saving. ``--log-lines`` grows reproduce.log
+(default 600 lines, under the log cap) to see the log cap bite.
 
 Prefix caching is priced as providers do: a request's leading messages identical to an earlier
 request's are cached if that prefix is >= 1024 tokens, counted in 128-token blocks, and billed
@@ -18,11 +30,12 @@ The figure is like for like only: SimpleJudge/ours with neither side cached, and
 cached at the same price r. "Ours cached vs SimpleJudge uncached" mixes cache states; it is
 printed last as a secondary line, labelled as such, and is never the figure.
 
-    python bench/judge_tokens.py [--paper rice] [--data /work/shared/paperbench]
+    python bench/judge_tokens.py [--paper rice] [--data /work/shared/paperbench] [--log-lines 600] [--json]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -36,9 +49,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bpe_openai import get_encoding  # noqa: E402
+from bpe_openai.errors import TokenLimitError  # noqa: E402
 
+import graders.judge as judge_module  # noqa: E402
 from graders.aggregate import aggregate  # noqa: E402
-from graders.judge import grade_submission  # noqa: E402
+from graders.evidence import EvidenceLimits  # noqa: E402
+from graders.judge import JudgeConfig, grade_submission  # noqa: E402
 from graders.rubric import GradedTaskNode, TaskNode, load_rubric  # noqa: E402
 
 ENC = get_encoding("o200k_base")
@@ -46,12 +62,20 @@ MSG_OVERHEAD = 4  # tokens per chat message (role and separators)
 _tok_cache: dict[str, int] = {}
 
 
+def _encode_len(text: str) -> int:
+    try:
+        return len(ENC.encode(text, disallowed_special=()))
+    except TokenLimitError:  # > 200,000 tokens in one piece (a long log of numbers): halve it
+        half = len(text) // 2
+        return _encode_len(text[:half]) + _encode_len(text[half:])
+
+
 def ntok(text: str) -> int:
     key = hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
     if key not in _tok_cache:
         n = 0
         for i in range(0, len(text), 500_000):  # the encoder refuses > 1M chars at once
-            n += len(ENC.encode(text[i:i + 500_000], disallowed_special=()))
+            n += _encode_len(text[i:i + 500_000])
         _tok_cache[key] = n
     return _tok_cache[key]
 
@@ -105,7 +129,7 @@ def synthetic_paper(rubric: TaskNode, target_tokens: int = 40_000) -> str:
     return "".join(parts)
 
 
-def synthetic_submission(root: Path, rubric: TaskNode, start: float) -> tuple[Path, Path]:
+def synthetic_submission(root: Path, rubric: TaskNode, start: float, log_lines: int = 600) -> tuple[Path, Path]:
     rng = random.Random(2)
     vocab = [w.replace("-", "_") for w in words_of(rubric)]
     sub = root / "submission"
@@ -134,7 +158,8 @@ def synthetic_submission(root: Path, rubric: TaskNode, start: float) -> tuple[Pa
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
         os.utime(p, (start - 600, start - 600))
-    log = "\n".join(f"[step {k}] loss {1 / (k + 1):.4f} {rng.choice(vocab)} {rng.random():.4f}" for k in range(600))
+    log = "\n".join(f"[step {k}] loss {1 / (k + 1):.4f} {rng.choice(vocab)} {rng.random():.4f}"
+                    for k in range(log_lines))
     outputs = {"reproduce.log": log,
                "results/metrics.json": json.dumps({w: round(rng.random(), 4) for w in rng.sample(vocab, 30)}, indent=1),
                "results/table1.csv": "\n".join(",".join(f"{rng.random():.3f}" for _ in range(6)) for _ in range(20))}
@@ -238,6 +263,27 @@ def simple_judge_requests(rubric: TaskNode, paper: str, sub: Path, rep: Path, st
     return out
 
 
+# ---------------------------------------------------------------- caps on and off
+SHIPPED = JudgeConfig()
+
+
+def variants(paper: str, *dirs: Path) -> dict[str, JudgeConfig]:
+    """Our judge's configs: caps as shipped, evidence caps off, paper cap off too. "Off" = caps just
+    above what this paper and these files hold (the evidence reader allocates its cap up front)."""
+    files = [p for d in dirs for p in d.rglob("*") if p.is_file()]
+    biggest = max(p.stat().st_size for p in files) + 1
+    whole = sum(p.stat().st_size for p in files) + 1
+    evidence_off = dataclasses.replace(SHIPPED, limits=dataclasses.replace(
+        SHIPPED.limits, per_file_chars=biggest, total_chars=whole, max_files=len(files) + 1, log_chars=biggest))
+    return {"capped": SHIPPED, "evidence_uncapped": evidence_off,
+            "uncapped": dataclasses.replace(evidence_off, paper_chars=len(paper) + 1)}
+
+
+def caps_text(limits: EvidenceLimits, paper_chars: int) -> str:
+    return (f"paper {paper_chars:,} chars; evidence {limits.per_file_chars:,} chars a file, {limits.total_chars:,} "
+            f"in all, {limits.max_files} files, reproduce.log {limits.log_chars:,} chars head and tail")
+
+
 # ---------------------------------------------------------------- main
 def time_aggregation(data: Path) -> tuple[float, int] | None:
     files = sorted((data / "rubrics").glob("*/rubric.json"))
@@ -262,21 +308,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("REPRO_PAPERBENCH_DIR", "/work/shared/paperbench")))
     ap.add_argument("--paper", default="rice", help="which PaperBench rubric to grade")
+    ap.add_argument("--log-lines", type=int, default=600, help="lines of the synthetic reproduce.log")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     rubric = load_rubric(args.data / "rubrics" / args.paper / "rubric.json", allow_duplicate_ids=True)
     paper = synthetic_paper(rubric)
     start = time.time() - 3600
     with tempfile.TemporaryDirectory() as tmp:
-        sub, rep = synthetic_submission(Path(tmp), rubric, start)
-        judge = RecordingJudge()
-        graded = grade_submission(rubric, submission_dir=sub, reproduction_dir=rep, start_time=start,
-                                  paper_text=paper, model=judge)
+        sub, rep = synthetic_submission(Path(tmp), rubric, start, args.log_lines)
+        billers: dict[str, Biller] = {}
+        # one fixed fence nonce (new_nonce()'s shape, 16 hex) for the three gradings: a drawn one tokenises
+        # differently from draw to draw (the figure moved by ~0.1x between runs) and between the variants
+        nonce = hashlib.sha256(b"bench/judge_tokens.py").hexdigest()[:16]
+        drawn, judge_module.new_nonce = judge_module.new_nonce, lambda: nonce
+        try:
+            gradings = {}
+            for variant, cfg in variants(paper, sub, rep).items():
+                judge = RecordingJudge()
+                gradings[variant] = (judge, grade_submission(rubric, submission_dir=sub, reproduction_dir=rep,
+                                                             start_time=start, paper_text=paper, model=judge,
+                                                             config=cfg))
+        finally:
+            judge_module.new_nonce = drawn
+        for variant, (judge, g) in gradings.items():
+            if variant == "capped":
+                graded = g
+            billers[variant] = Biller()
+            for m in judge.requests:
+                billers[variant].bill(m)
         sj = simple_judge_requests(rubric, paper, sub, rep, start)
         n_files = sum(1 for p in sub.rglob("*") if p.is_file())
-    ours, theirs = Biller(), Biller()
-    for m in judge.requests:
-        ours.bill(m)
+        log_chars = len((rep / "reproduce.log").read_text())
+    ours, theirs = billers["capped"], Biller()
     for m in sj:
         theirs.bill(m)
     leaves = len(rubric.leaves())
@@ -293,6 +356,18 @@ def main() -> None:
     # secondary, NOT like for like (mixed cache states): never the figure
     rows["secondary_mixed_ours_cached_r0.1_vs_simplejudge_uncached"] = theirs.total / ours.billed(0.1)
     rows["graded_score"] = graded.score
+    # where the saving comes from: SJ/ours = SJ/uncapped (structure) x uncapped/evidence_uncapped (paper cap)
+    #                                        x evidence_uncapped/capped (evidence caps)
+    split = {}
+    for label, r in (("uncached", None), ("cached_r0.1", 0.1)):
+        def cost(b: Biller) -> float:
+            return b.total if r is None else b.billed(r)
+        un, ev, cap, sjc = (cost(billers["uncapped"]), cost(billers["evidence_uncapped"]), cost(ours), cost(theirs))
+        split[label] = {"ours_uncapped": un, "ours_evidence_uncapped": ev, "ours_capped": cap, "simplejudge": sjc,
+                        "factor_structure": sjc / un, "factor_paper_cap": un / ev, "factor_evidence_cap": ev / cap,
+                        "saved_structure": sjc - un, "saved_paper_cap": un - ev, "saved_evidence_cap": ev - cap}
+    rows["saving_split"] = split
+    rows["simplejudge_is_stand_in"] = True
     agg = time_aggregation(args.data)
     if agg:
         rows["aggregate_all_rubrics_ms"] = agg[0] * 1000
@@ -300,7 +375,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=1))
         return
-    print(f"rubric {args.paper}: {leaves} leaves; paper {rows['paper_tokens']:,} tokens; {n_files} submission files")
+    print("SimpleJudge here is a STAND-IN, not PaperBench's SimpleJudge: its requests re-assembled from "
+          "paperbench/judge/simple.py, its constant prompts stand-ins of similar length (the originals are not "
+          "vendored); paper, top-10 files and reproduce.log sent whole")
+    print(f"rubric {args.paper}: {leaves} leaves; paper {rows['paper_tokens']:,} tokens; {n_files} submission files; "
+          f"reproduce.log {args.log_lines} lines, {log_chars:,} chars")
     print(f"{'':40}{'ours':>14}{'SimpleJudge':>14}{'ratio':>8}")
     print(f"{'requests':40}{ours.requests:>14,}{theirs.requests:>14,}{theirs.requests / ours.requests:>8.1f}")
     print(f"{'input tokens, both uncached':40}{ours.total:>14,}{theirs.total:>14,}{rows['ratio_uncached']:>8.1f}")
@@ -312,6 +391,22 @@ def main() -> None:
     print("figure (like for like, SimpleJudge/ours input tokens): "
           f"uncached vs uncached {rows['ratio_uncached']:.1f}x; cached vs cached "
           + ", ".join(f"{rows[f'ratio_cached_r{r}']:.1f}x at {int(r * 100)}%" for r in (0.1, 0.25, 0.5)))
+    print("where the saving comes from (our judge graded three times in this run: caps as shipped, evidence caps "
+          "off, paper cap off too; SimpleJudge stand-in as above):")
+    print(f"  caps as shipped: {caps_text(SHIPPED.limits, SHIPPED.paper_chars)}")
+    print(f"  {'':44}{'uncached':>14}{'cached, 10%':>14}")
+    for key, what in (("ours_uncapped", "ours, no caps"),
+                      ("ours_evidence_uncapped", "ours, paper capped, evidence whole"),
+                      ("ours_capped", "ours, caps as shipped"), ("simplejudge", "SimpleJudge stand-in")):
+        print(f"  {what:44}{split['uncached'][key]:>14,.0f}{split['cached_r0.1'][key]:>14,.0f}")
+    for key, what in (("structure", "judge structure (SimpleJudge / ours no caps)"),
+                      ("paper_cap", "capped paper (no caps / paper capped)"),
+                      ("evidence_cap", "capped evidence (paper capped / as shipped)")):
+        u, c = split["uncached"], split["cached_r0.1"]
+        print(f"  {what:44}{u['factor_' + key]:>13.2f}x{c['factor_' + key]:>13.2f}x   tokens saved "
+              f"{u['saved_' + key]:,.0f} ({u['saved_' + key] / (u['simplejudge'] - u['ours_capped']):.1%} of the "
+              "uncached saving)")
+    print("  (the three factors multiply to the figure; the tokens saved add up to the saving)")
     print("secondary, NOT like for like (mixed cache states, not the figure): ours cached at 10% vs "
           f"SimpleJudge uncached {rows['secondary_mixed_ours_cached_r0.1_vs_simplejudge_uncached']:.1f}x")
 

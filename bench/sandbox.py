@@ -14,7 +14,15 @@ alike, and medians are reported.
   pids/memory/swap/CPU limits, /tmp tmpfs, shm size, ulimits, dns, the same size- and
   inode-capped tmpfs workspace volume, labels). Only ``command`` differs: ``true`` as PID 1
   (policy.pid1_user) instead of the lifetime sleep plus an exec as policy.user. The warm-up checks that a container made from these kwargs passes
-  ``SandboxPolicy.check_container`` (goal <= 1.2x);
+  ``SandboxPolicy.check_container`` (goal <= 1.2x). That run does less than a sandbox: it runs
+  no exec (``true`` is PID 1 and the container exits by itself) and removes an exited container,
+  not a running one. So a third side, interleaved with the two, is the SDK doing the sandbox's
+  work: the same kwargs with the lifetime command, ``containers.create`` + ``start`` +
+  ``exec_run(["true"])`` as policy.user + ``remove(force=True, v=True)`` + volume removal. The
+  output splits ours' gap over the SDK run into: the exec (the SDK's own, same run), keeping the
+  container alive and removing it running (SDK same work minus its exec minus the SDK run), and
+  ours over the SDK doing the same work (the policy check of the engine's inspect, Python), the
+  last taken as the remainder so the three add up to the gap;
 * warm exec round trip, on the SAME container: ``DockerSandbox.exec(["true"])`` vs the SDK's
   ``container.exec_run(["true"])`` with the same user, workdir and (empty) environment: our
   overhead over the SDK (goal <= 1.1x);
@@ -64,14 +72,17 @@ def snapshot() -> tuple[int, float]:
     return fds(), rss() / 2**20
 
 
-def baseline_kwargs(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None) -> tuple[dict, dict]:
-    """(container kwargs, volume kwargs) exactly as DockerSandbox builds them, command ``true``."""
+def baseline_kwargs(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None,
+                    lifetime: bool = False) -> tuple[dict, dict]:
+    """(container kwargs, volume kwargs) exactly as DockerSandbox builds them; command ``true``
+    unless ``lifetime`` (then the policy's lifetime PID 1, as a sandbox has)."""
     name = f"repro-{run_id}-agent-{uuid.uuid4().hex[:8]}"
     labels = policy.labels(run_id=run_id, role="agent")
     kw = policy.docker_kwargs(image=image, run_id=run_id, role="agent", volume=name, runtime=runtime, name=name)
     kw["labels"] = labels
     kw.pop("detach", None)
-    kw["command"] = ["true"]
+    if not lifetime:
+        kw["command"] = ["true"]
     vol = dict(name=name, driver="local", driver_opts=policy.volume_driver_opts(), labels=labels)
     return kw, vol
 
@@ -87,10 +98,35 @@ def baseline_cold(policy: SandboxPolicy, *, image: str, run_id: str, runtime: st
         vol.remove(force=True)
 
 
-def check_baseline_policy(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None) -> None:
+def baseline_same_work(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None) -> dict[str, float]:
+    """The SDK doing a sandbox's work: volume + create (lifetime PID 1) + start, ``exec_run(["true"])``
+    as policy.user, remove the running container + volume. Returns the seconds of each phase."""
+    c = dk.client()
+    kw, vkw = baseline_kwargs(policy, image=image, run_id=run_id, runtime=runtime, lifetime=True)
+    t0 = time.perf_counter()
+    vol = c.volumes.create(**vkw)
+    ct = None
+    try:
+        ct = c.containers.create(**kw)
+        ct.start()
+        t1 = time.perf_counter()
+        er = ct.exec_run(["true"], user=policy.user, workdir=policy.workdir, environment={}, stdin=False, tty=False)
+        t2 = time.perf_counter()
+        assert er.exit_code == 0, er
+    finally:
+        t2 = time.perf_counter() if ct is None else t2
+        if ct is not None:
+            ct.remove(force=True, v=True)
+        vol.remove(force=True)
+    t3 = time.perf_counter()
+    return {"start": t1 - t0, "exec": t2 - t1, "close": t3 - t2, "whole": t3 - t0}
+
+
+def check_baseline_policy(policy: SandboxPolicy, *, image: str, run_id: str, runtime: str | None,
+                          lifetime: bool = False) -> None:
     """A container created from the baseline kwargs must pass the same drift check as ours."""
     c = dk.client()
-    kw, vkw = baseline_kwargs(policy, image=image, run_id=run_id, runtime=runtime)
+    kw, vkw = baseline_kwargs(policy, image=image, run_id=run_id, runtime=runtime, lifetime=lifetime)
     vol = c.volumes.create(**vkw)
     ct = None
     try:
@@ -119,30 +155,65 @@ def main() -> int:
     run_id = f"bench-{uuid.uuid4().hex[:8]}"
     runtime = policy.resolve_runtime(dk.runtimes())
     print(f"engine: Docker {dk.engine_version().get('Version')}, runtime {runtime or 'runc'}; "
-          f"load average {os.getloadavg()[0]:.2f}; baseline: {BASELINE}; interleaved A B A B, medians")
+          f"load average {os.getloadavg()[0]:.2f}; baseline: {BASELINE}; interleaved A B C, order rotated, medians")
     flat = False
     try:
         # warm-up, not measured: page cache, the once-per-process start-up reap, first connections
         check_baseline_policy(policy, image=image, run_id=run_id, runtime=runtime)
+        check_baseline_policy(policy, image=image, run_id=run_id, runtime=runtime, lifetime=True)
         for _ in range(2):
             with DockerSandbox(policy, run_id=run_id, image=image) as sb:
                 assert sb.exec(["true"], timeout=60).ok
             baseline_cold(policy, image=image, run_id=run_id, runtime=runtime)
+            baseline_same_work(policy, image=image, run_id=run_id, runtime=runtime)
 
-        ours, sdk = [], []
-        for _ in range(a.reps):
+        def run_ours() -> dict[str, float]:
             t0 = time.perf_counter()
             sb = DockerSandbox(policy, run_id=run_id, image=image)
+            t1 = time.perf_counter()
             r = sb.exec(["true"], timeout=60)
+            t2 = time.perf_counter()
             sb.close()
-            ours.append(time.perf_counter() - t0)
+            t3 = time.perf_counter()
             assert r.ok, r.summary()
+            return {"start": t1 - t0, "exec": t2 - t1, "close": t3 - t2, "whole": t3 - t0}
+
+        def run_sdk() -> dict[str, float]:
             t0 = time.perf_counter()
             baseline_cold(policy, image=image, run_id=run_id, runtime=runtime)
-            sdk.append(time.perf_counter() - t0)
-        ratio = med(ours) / med(sdk)
-        print(f"cold start incl. close ({a.reps} each): ours {med(ours) * 1000:.1f} ms  SDK run --rm "
-              f"{med(sdk) * 1000:.1f} ms  ratio {ratio:.2f}x {goal(ratio, 1.2)}")
+            return {"whole": time.perf_counter() - t0}
+
+        sides = {"ours": run_ours, "sdk": run_sdk,
+                 "same": lambda: baseline_same_work(policy, image=image, run_id=run_id, runtime=runtime)}
+        got: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
+        names = list(sides)
+        for i in range(a.reps):  # interleaved, the order rotated each round so drift hits all alike
+            for k in names[i % 3:] + names[:i % 3]:
+                got[k].append(sides[k]())
+
+        def m(side: str, phase: str = "whole") -> float:
+            return med([g[phase] for g in got[side]]) * 1000
+
+        ratio = m("ours") / m("sdk")
+        print(f"cold start incl. close ({a.reps} each): ours {m('ours'):.1f} ms  SDK run --rm "
+              f"{m('sdk'):.1f} ms  ratio {ratio:.2f}x {goal(ratio, 1.2)}")
+        gap, exec_ms = m("ours") - m("sdk"), m("same", "exec")
+        alive = m("same") - exec_ms - m("sdk")
+        print(f"  of which {gap:.1f} ms over the SDK run, measured in this run:\n"
+              f"  {exec_ms:8.1f} ms  work the SDK run does not do: the exec of `true` in the running container "
+              "(the SDK's exec_run; the SDK run has no exec, `true` is its PID 1)\n"
+              f"  {alive:8.1f} ms  work the SDK run does not do: a container kept alive and removed running "
+              "(SDK same work minus its exec, minus the SDK run)\n"
+              f"  {gap - exec_ms - alive:8.1f} ms  ours over the SDK doing the same work (the remainder: the policy "
+              "check, Python)")
+        print(f"  {'phase, medians in ms':34}{'ours':>8}{'SDK same work':>15}")
+        for phase, what in (("start", "volume + create + start"), ("exec", "exec `true` as the user"),
+                            ("close", "remove running + volume"), ("whole", "whole")):
+            print(f"  {what:34}{m('ours', phase):>8.1f}{m('same', phase):>15.1f}")
+        same = m("ours") / m("same")
+        print(f"cold start, same work ({a.reps} each): ours {m('ours'):.1f} ms  SDK create + start + exec_run + "
+              f"remove(force) {m('same'):.1f} ms  ratio {same:.2f}x {goal(same, 1.2)}; ours also checks the "
+              "created container against the policy (the engine's inspect from create, no extra round trip)")
 
         with DockerSandbox(policy, run_id=run_id, image=image) as sb:
             ct = sb.container

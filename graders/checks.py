@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from graders.contract import find_metric
+from graders.contract import find_metric, mapped_metric
 
 SIDECAR = "rubric.checks.json"
 
@@ -95,16 +95,30 @@ def evaluate_all(checks: list[Check], results: dict[str, dict]) -> dict:
             "arithmetic": "; ".join(d["arithmetic"] for d in done)}
 
 
-def _value(results: dict[str, dict], experiment: str, metric: str, column: str = "") -> float | None:
+def _lookup(results: dict[str, dict], experiment: str, metric: str, column: str = "",
+            cell: dict | None = None) -> tuple[str, float, str] | None:
+    """(key, value, how) of a reproduced number. The results file's own ``reproduces`` map is read
+    first: the metric it says reproduces the paper's ``cell`` (a check against a printed number), or
+    the one it maps to a target of that metric; then the word join (find_metric); then a top-level
+    number such as ``trainable_params``. ``how``: "reproduces" | "name" | "top-level"."""
     r = results.get(experiment)
     if r is None:
         return None
     where, name = ("before", metric[len("before."):]) if metric.startswith("before.") else ("metrics", metric)
+    found = mapped_metric(r, cell=cell, where=where) if cell else mapped_metric(r, name=name, where=where)
+    if found is not None:
+        return found[0], found[1], "reproduces"
     found = find_metric(r.get(where) or {}, name, column)
     if found is not None:
-        return found[1]
+        return found[0], found[1], "name"
     v = (r.get("info") or {}).get(metric)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return (metric, float(v), "top-level") if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _value(results: dict[str, dict], experiment: str, metric: str, column: str = "",
+           cell: dict | None = None) -> float | None:
+    got = _lookup(results, experiment, metric, column, cell)
+    return got[1] if got else None
 
 
 def _scale(check: Check, x: float) -> float:
@@ -115,15 +129,30 @@ def _scale(check: Check, x: float) -> float:
 def evaluate(check: Check, results: dict[str, dict]) -> dict:
     """{"passed", "reproduced", "paper", "difference", "tolerance", "arithmetic", "file"} — the
     arithmetic in words, for the report. ``results``: graders.contract.read_results' output."""
-    raw = _value(results, check.experiment, check.metric, check.paper.column if check.paper else "")
+    cell = check.paper.model_dump() if check.paper else None
+    got = _lookup(results, check.experiment, check.metric, check.paper.column if check.paper else "", cell)
+    raw = got[1] if got else None
     out = {"leaf_id": check.leaf_id, "kind": check.kind, "experiment": check.experiment, "metric": check.metric,
            "file": (results.get(check.experiment) or {}).get("file"), "paper": check.paper.model_dump() if check.paper
            else None, "tolerance": check.tolerance if check.kind == "close" else None, "reproduced": None,
            "difference": None, "passed": False, "spec": check.model_dump()}
+    if got is not None:  # which number was read, and how it was found
+        out["key"] = got[0] if got[2] == "top-level" else ("before." if check.metric.startswith("before.") else "") + got[0]
+        out["joined"] = got[2]
     if raw is None:
-        where = "no results file" if check.experiment not in results else f"no number {check.metric!r} in it"
-        out["arithmetic"] = (f"results/{check.experiment}/metrics.json: {where} written by the reproduction, "
-                             "so there is nothing to compare")
+        r = results.get(check.experiment)
+        if r is None:
+            out["arithmetic"] = (f"results/{check.experiment}/metrics.json: no results file written by the "
+                                 "reproduction, so there is nothing to compare")
+            return out
+        part = "before" if check.metric.startswith("before.") else "metrics"
+        keys = ", ".join(sorted(r.get(part) or {})) or "none"
+        out["arithmetic"] = (f"results/{check.experiment}/metrics.json: no number {check.metric!r} in it (its "
+                             f"{part!r}: {keys}), and its 'reproduces' map names none for this"
+                             + (f" paper value ({check.paper.text or check.paper.value}, column "
+                                f"'{check.paper.column}')" if check.paper else " metric")
+                             + ", so there is nothing to compare"
+                             + (f"; {r['mapping_error']}" if r.get("mapping_error") else ""))
         return out
     x = _scale(check, raw)
     out["reproduced"] = x
@@ -171,7 +200,8 @@ def verdict_text(result: dict) -> str:
 def validate_against(check: Check, results: dict[str, dict], paper_values: set[float]) -> str | None:
     """Why a proposed check cannot be used (None: it can): it must name a number the reproduction
     wrote and, for ``close``, a value the paper's tables print."""
-    if _value(results, check.experiment, check.metric, check.paper.column if check.paper else "") is None:
+    if _value(results, check.experiment, check.metric, check.paper.column if check.paper else "",
+              check.paper.model_dump() if check.paper else None) is None:
         return f"the reproduction wrote no {check.metric!r} for experiment {check.experiment!r}"
     if check.kind == "close" and (check.paper is None or check.paper.value not in paper_values):
         return "the paper's tables do not print that value"

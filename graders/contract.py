@@ -5,7 +5,11 @@
   files written after the reproduction's start marker count (PaperBench's rule);
 * ``REPRO_SEED`` (an integer) must seed everything random; ``REPRO_SMOKE=1`` asks for a run of a
   minute or so that exercises every code path (tiny data, one epoch) — the agent's smoke test;
-* outputs, caches and the agent's own state never belong to the submission (``IGNORED_DIRS``).
+* outputs, caches and the agent's own state never belong to the submission (``IGNORED_DIRS``);
+* a results file may say what reproduces what (``reproduces``): which of its metrics reproduces
+  which of the plan's targets (``T1``, ``T2``, ... of its experiment; ``B1``, ... before training)
+  and which of the paper's claims (``C1``, ...). The report, the checks and the claims read it
+  first; without it, metric names are joined to the paper's columns by words (``find_metric``).
 
 docs/submission.md says the same for people; ``CONTRACT_TEXT`` says it to the model.
 """
@@ -36,6 +40,11 @@ CONTRACT_TEXT = f"""The submission contract (the reproduction and the grader rea
   {{"metrics": {{"<metric>": <number>, ...}}, "before": {{...same metrics before training, optional}},
    "curves": {{"loss": [[step, value], ...], optional}}, any other keys you like}}.
   Only numbers written by that run count: a results file that exists before it starts is ignored.
+- Say what reproduces what (optional, but do it when a name alone is ambiguous: several configurations,
+  datasets or columns): "reproduces": {{"<metric>": {{"target": "T2", "claim": "C1"}}, ...}}, where T1, T2, ...
+  are the plan's targets of that experiment in the order listed, B1, ... its before-training targets (the
+  metric then is a key of "before"), and C1, ... the paper's claims as listed. Every <metric> must be a key of
+  "metrics" (or of "before" for a B target); an unknown target or claim id is an error.
 - `{SEED_ENV}` (an integer) must seed everything random; `{SMOKE_ENV}=1 bash reproduce.sh` must finish in a
   minute or two on tiny data, exercising every code path (the smoke run that `submit` asks for).
 - These folders are never submitted: {", ".join(sorted(IGNORED_DIRS))}; files over {MAX_SUBMISSION_FILE >> 20} MiB
@@ -58,8 +67,74 @@ def _numbers(value: Any, where: str) -> dict[str, float]:
     return out
 
 
+TARGET_REF = re.compile(r"^[TB][1-9][0-9]{0,3}$")
+CLAIM_REF = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
+
+
+class Reproduces(BaseModel):
+    """What one metric of a results file reproduces: a target of its experiment in the plan (``T1``,
+    ``T2``, ... in the plan's order; ``B1``, ... the before-training targets) and/or a claim of the
+    paper (``C1``, ... as the plan lists them: ``claim_ids``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str | None = None
+    claim: str | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v is not None and not TARGET_REF.match(v):
+            raise ValueError(f"{v!r} is not a target id: T1, T2, ... (the plan's targets of this experiment) or "
+                             "B1, ... (its before-training targets)")
+        return v
+
+    @field_validator("claim")
+    @classmethod
+    def _claim(cls, v: str | None) -> str | None:
+        if v is not None and not CLAIM_REF.match(v):
+            raise ValueError(f"{v!r} is not a claim id (C1, C2, ... as the plan lists the paper's claims)")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> "Reproduces":
+        if self.target is None and self.claim is None:
+            raise ValueError("give a target, a claim or both")
+        return self
+
+    @property
+    def where(self) -> str:
+        """Which part of the results file holds the metric: "before" for a B target, else "metrics"."""
+        return "before" if (self.target or "").startswith("B") else "metrics"
+
+
+def mapping_problems(result: "ExperimentResult", targets=None, claims=None) -> list[str]:
+    """What is wrong with a results file's ``reproduces`` map: a metric it does not report, a
+    target two metrics reproduce, and — when the plan's ids are given — an id the plan lacks."""
+    out, seen = [], {}
+    for metric, m in result.reproduces.items():
+        where = m.where
+        have = result.metrics if where == "metrics" else result.before
+        if metric not in have:
+            out.append(f"reproduces.{metric}: {metric!r} is not a key of {where!r} (its keys: "
+                       f"{', '.join(sorted(have)) or 'none'})")
+        if m.target is not None:
+            if m.target in seen:
+                out.append(f"reproduces: target {m.target} is given to both {seen[m.target]!r} and {metric!r}")
+            seen[m.target] = metric
+            if targets is not None and m.target not in targets:
+                out.append(f"reproduces.{metric}.target: {m.target!r} is not a target of this experiment in the "
+                           f"plan (its targets: {', '.join(targets) or 'none'})")
+        if m.claim is not None and claims is not None and m.claim not in claims:
+            out.append(f"reproduces.{metric}.claim: {m.claim!r} is not a claim of the plan (its claims: "
+                       f"{', '.join(claims) or 'none'})")
+    return out
+
+
 class ExperimentResult(BaseModel):
-    """``results/<experiment>/metrics.json``."""
+    """``results/<experiment>/metrics.json``.
+
+    Validated with a context ``{"targets": [...], "claims": [...]}`` (the plan's ids for this
+    experiment: ``plan_ids``), an unknown target or claim id in ``reproduces`` is an error too."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -69,6 +144,8 @@ class ExperimentResult(BaseModel):
     """The same metrics before training, when the paper compares the two."""
     curves: dict[str, list[list[float]]] = Field(default_factory=dict)
     """Series such as the training loss: name -> [[step, value], ...]."""
+    reproduces: dict[str, Reproduces] = Field(default_factory=dict)
+    """Which metric reproduces which of the plan's targets and claims (optional): metric -> ref."""
 
     @model_validator(mode="before")
     @classmethod
@@ -100,27 +177,100 @@ class ExperimentResult(BaseModel):
             out[str(name)] = pts[:2000]
         return out
 
+    @model_validator(mode="after")
+    def _mapping(self, info) -> "ExperimentResult":
+        ctx = info.context or {}
+        problems = mapping_problems(self, ctx.get("targets"), ctx.get("claims"))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def info(self, key: str, default: Any = None) -> Any:
         return (self.model_extra or {}).get(key, default)
 
 
-def parse_result(path: Path) -> ExperimentResult:
+def target_ids(experiment: dict) -> dict[str, tuple[dict, str]]:
+    """An experiment's targets by id, as the coding agent is shown them: T1, T2, ... its targets in
+    the plan's order, B1, ... its before-training targets. id -> (the target, "metrics" | "before")."""
+    out: dict[str, tuple[dict, str]] = {}
+    for i, t in enumerate(experiment.get("targets") or []):
+        out[f"T{i + 1}"] = (t, "metrics")
+    befores = experiment.get("before_targets") or ([experiment["reported_before"]]
+                                                    if experiment.get("reported_before") else [])
+    for i, t in enumerate(befores):
+        out[f"B{i + 1}"] = (t, "before")
+    return out
+
+
+def claim_ids(plan: dict) -> dict[str, dict]:
+    """The paper's claims by id, as the coding agent is shown them: each experiment's claim, in the
+    plan's order, is C1, C2, ... -> {"text", "experiment"}."""
+    out: dict[str, dict] = {}
+    for e in plan.get("experiments") or []:
+        if e.get("claim"):
+            out[f"C{len(out) + 1}"] = {"text": e["claim"], "experiment": e["id"]}
+    return out
+
+
+def plan_ids(plan: dict | None, experiment: str) -> dict | None:
+    """The validation context for ``experiment``'s results file: the plan's target and claim ids
+    (None without a plan, or for an experiment the plan does not have: nothing to check ids against)."""
+    exp = next((e for e in (plan or {}).get("experiments") or [] if e.get("id") == experiment), None)
+    if exp is None:
+        return None
+    return {"targets": list(target_ids(exp)), "claims": list(claim_ids(plan or {}))}
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    loc = ".".join(str(x) for x in first["loc"])
+    return f"{loc}: {msg}" if loc else msg
+
+
+def parse_result(path: Path, context: dict | None = None) -> ExperimentResult:
+    """One results file, validated (``context``: the plan's ids, ``plan_ids``). ContractError says
+    which file and what is wrong."""
     try:
-        return ExperimentResult.model_validate(json.loads(Path(path).read_text()))
+        data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ContractError(f"{path}: not readable JSON ({exc})") from exc
+    try:
+        return ExperimentResult.model_validate(data, context=context)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ContractError(f"{path}: {'.'.join(str(x) for x in first['loc']) or 'file'}: {first['msg']} "
+        where = ".".join(str(x) for x in first["loc"])
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        if where.startswith("reproduces") or (not where and msg.startswith("reproduces")):
+            raise ContractError(f"{path}: {_first_error(exc)}") from exc
+        raise ContractError(f"{path}: {where or 'file'}: {first['msg']} "
                             "(expected {\"metrics\": {\"<metric>\": number, ...}, ...})") from exc
 
 
-def read_results(root: Path, start_time: float | None) -> tuple[dict[str, dict], list[str]]:
+def _lenient(path: Path, context: dict | None) -> tuple[ExperimentResult, str | None]:
+    """Like parse_result, but a wrong ``reproduces`` map does not cost the numbers: they are kept,
+    the map is dropped, and the error says why (the report shows it; the word join takes over)."""
+    try:
+        return parse_result(path, context), None
+    except ContractError as exc:
+        data = json.loads(Path(path).read_text())
+        if not (isinstance(data, dict) and "reproduces" in data):
+            raise
+        try:
+            r = ExperimentResult.model_validate({k: v for k, v in data.items() if k != "reproduces"})
+        except ValidationError:
+            raise exc from None
+        return r, str(exc)[len(str(path)) + 2:]
+
+
+def read_results(root: Path, start_time: float | None, plan: dict | None = None) -> tuple[dict[str, dict], list[str]]:
     """Every results/<experiment>/metrics.json under ``root`` that keeps the contract and was
     written at or after ``start_time`` (None: no marker, nothing is trusted as produced).
 
-    Returns ({experiment: {"metrics", "before", "curves", "file", "info"}}, [why each other file was ignored]).
-    """
+    Returns ({experiment: {"metrics", "before", "curves", "file", "info", "reproduces"}}, [why each
+    other file was ignored]). A file whose ``reproduces`` map is wrong keeps its numbers: the map is
+    dropped and ``mapping_error`` says why. With ``plan``, the map's ids are checked against the
+    plan's and each entry gets the target it names (``resolve_reproduces``)."""
     results: dict[str, dict] = {}
     ignored: list[str] = []
     for path in sorted(Path(root).glob(RESULTS_GLOB)):
@@ -129,7 +279,8 @@ def read_results(root: Path, start_time: float | None) -> tuple[dict[str, dict],
             ignored.append(f"{rel}: written before the reproduction started")
             continue
         try:
-            r = parse_result(path)
+            r, mapping_error = _lenient(path, None)
+            mapping_error = mapping_error and f"{rel}: {mapping_error}"
         except ContractError as exc:
             ignored.append(f"{rel}: {str(exc).split(': ', 1)[-1]}")
             continue
@@ -137,8 +288,65 @@ def read_results(root: Path, start_time: float | None) -> tuple[dict[str, dict],
         info = {k: extra[k] for k in ("trainable_params", "total_params", "train_seconds", "n_train", "n_test",
                                       "device", "seed", "deviations", "samples") if k in extra}
         results[path.parent.name] = {"metrics": r.metrics, "before": r.before, "curves": r.curves, "file": rel,
-                                     "info": info}
-    return results, ignored
+                                     "info": info, "reproduces": {k: v.model_dump(exclude_none=True)
+                                                                  for k, v in r.reproduces.items()},
+                                     **({"mapping_error": mapping_error} if mapping_error else {})}
+    return (resolve_reproduces(plan, results) if plan else results), ignored
+
+
+def resolve_reproduces(plan: dict, results: dict[str, dict]) -> dict[str, dict]:
+    """``results`` (read_results' shape) with each ``reproduces`` map checked against the plan's ids
+    and each entry given what it names ("cell": the plan's target, "claim_text"). A map that names an
+    id the plan lacks is dropped whole, and ``mapping_error`` says why. Idempotent."""
+    exps = {e["id"]: e for e in plan.get("experiments") or []}
+    claims = claim_ids(plan)
+    out = {}
+    for eid, r in results.items():
+        r = dict(r)
+        refs = {m: {k: v for k, v in ref.items() if k in ("target", "claim")}
+                for m, ref in (r.get("reproduces") or {}).items()}
+        if refs and eid in exps:
+            try:
+                ExperimentResult.model_validate({"metrics": r.get("metrics") or {"_": 0}, "before": r.get("before") or {},
+                                                 "reproduces": refs}, context=plan_ids(plan, eid))
+            except ValidationError as exc:
+                path = r.get("file") or f"results/{eid}/metrics.json"
+                r["mapping_error"] = f"{path}: {_first_error(exc)}"
+                r["reproduces"] = {}
+            else:
+                ids = target_ids(exps[eid])
+                r["reproduces"] = {m: {**ref, **({"cell": ids[ref["target"]][0]} if ref.get("target") else {}),
+                                       **({"claim_text": claims[ref["claim"]]["text"]} if ref.get("claim") else {})}
+                                   for m, ref in refs.items()}
+        out[eid] = r
+    return out
+
+
+def mapped_metric(result: dict, *, target: str | None = None, cell: dict | None = None,
+                  name: str | None = None, where: str = "metrics") -> tuple[str, float] | None:
+    """The number a results file itself says reproduces a target (its ``reproduces`` map), found by
+    the target's id, or by the paper's cell (value and column; the row when two share them), or —
+    for a bare metric name such as "accuracy" — by the one mapped target of that metric. None: the
+    map says nothing about it (the caller falls back to the word join, ``find_metric``)."""
+    refs = [(m, ref) for m, ref in (result.get("reproduces") or {}).items() if ref.get("target")
+            and ("before" if ref["target"].startswith("B") else "metrics") == where]
+    values = result.get(where) or {}
+    hits: list[str] = []
+    if target is not None:
+        hits = [m for m, ref in refs if ref["target"] == target]
+    elif cell is not None:
+        same = [(m, ref["cell"]) for m, ref in refs if ref.get("cell") is not None
+                and abs(float(ref["cell"].get("value", float("nan"))) - float(cell.get("value", float("nan")))) < 1e-9
+                and _norm(ref["cell"].get("column", "")) == _norm(cell.get("column", ""))]
+        hits = [m for m, _ in same]
+        if len(hits) > 1:
+            hits = [m for m, c in same if _norm(c.get("row", "")) == _norm(cell.get("row", ""))]
+    elif name is not None:
+        hits = [m for m, ref in refs if ref.get("cell") is not None
+                and _norm(ref["cell"].get("metric", "")) in {_norm(a) for a in _ALIASES.get(name, (name,))}]
+    if len(hits) == 1 and hits[0] in values:
+        return hits[0], values[hits[0]]
+    return None
 
 
 def submission_files(root: Path) -> list[Path]:

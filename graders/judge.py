@@ -463,12 +463,14 @@ def grade_submission(
     rubric: TaskNode, *, submission_dir: Path, reproduction_dir: Path | None, start_time: float | None,
     paper_text: str, model: JudgeModel, cache_dir: Path | None = None, agent_model: str | None = None,
     progress: Callable[[int, int], None] | None = None, max_concurrency: int = 1,
-    config: JudgeConfig | None = None, checks: dict | None = None,
+    config: JudgeConfig | None = None, checks: dict | None = None, plan: dict | None = None,
 ) -> GradedTaskNode:
     """Grade every leaf of ``rubric`` and return the graded tree (internal scores aggregated).
 
     ``checks`` (graders.checks, a list per leaf id): those leaves are decided by arithmetic on the
     reproduction's result files, never by the model; their verdicts say so and show the sums.
+    ``plan`` (the run's plan, as a dict): the results files' ``reproduces`` maps are checked against
+    its target and claim ids and resolved to the paper's cells, so the checks read them first.
 
     Raises ``JudgeTransportError`` when the model stays unreachable; verdicts obtained before
     that are already in ``cache_dir``, so a re-run only pays for the rest.
@@ -505,7 +507,7 @@ def grade_submission(
     keys: dict[int, str] = {}
     todo: list[LeafTask] = []
     cache_hits = 0
-    results = (read_results(Path(reproduction_dir), start_time)[0]
+    results = (read_results(Path(reproduction_dir), start_time, plan)[0]
                if checks and reproduction_dir is not None and Path(reproduction_dir).is_dir() else {})
     for leaf in leaves:
         fixed = _fixed_verdict(leaf, ev)

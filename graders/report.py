@@ -168,8 +168,31 @@ def finalize(data: dict, run_dir: Path) -> dict:
         full = json.loads((run_dir / "reproduction.json").read_text()).get("results")
     if full:
         data["curves"] = curves_data(full)
+    data["ungraded"] = _ungraded(data.get("graded_tree"))
+    if not data.get("grade"):
+        data["not_graded"] = _not_graded(data)
     data["verdict"] = _verdict(data)
     return data
+
+
+def _ungraded(tree: dict | None) -> list[dict]:
+    """Every rubric leaf without a usable grade, with why (the judge's failure, as it recorded it)."""
+    out, stack = [], [tree] if tree else []
+    while stack:
+        n = stack.pop()
+        stack.extend(reversed(n.get("sub_tasks") or []))
+        if not n.get("sub_tasks") and not n.get("valid_score"):
+            out.append({"id": n.get("id"), "requirements": n.get("requirements", ""),
+                        "why": n.get("explanation") or "the judge gave no usable verdict and recorded no reason"})
+    return out
+
+
+def _not_graded(data: dict) -> str:
+    """Why a report has no grade at all."""
+    status = data.get("status") or "unknown"
+    if data.get("stop_reason"):
+        return f"the run {status} before grading: {data['stop_reason']}"
+    return f"the run {status} before grading" if status != "done" else "grading did not run (no grade was recorded)"
 
 
 # ---------------------------------------------------------------- rendering
@@ -209,9 +232,17 @@ def render_markdown(data: dict) -> str:
     for c in data.get("comparison", []):
         rep, got = c.get("reported") or {}, c.get("reproduced") or {}
         prov = f"{rep.get('table')}, p. {rep.get('page')}, row '{rep.get('row')}'" if rep else "not reported"
-        src = f"`{got['file']}:{got.get('line') or ''}` ({got.get('key')})" if got else "not reproduced"
+        src = (f"`{got['file']}:{got.get('line') or ''}` ({got.get('key')}"
+               f"{', mapped by its reproduces' if got.get('joined') == 'reproduces' else ''})" if got
+               else "not reproduced" + (f": {_cell(c['why'])}" if c.get("why") else ""))
+        if c.get("claim"):
+            src += f"; claim {c['claim']['id']}"
+        delta = "not comparable" if c.get("comparable") is False and got else _fmt(c.get("delta"), 2)
         lines.append(f"| {c['experiment']} | {c['metric']} | {rep.get('text', '—')} | {_fmt(got.get('display'), 2)} | "
-                     f"{_fmt(c.get('delta'), 2)} | {prov} | {src} |")
+                     f"{delta} | {prov} | {src} |")
+    if any(c.get("comparable") is False for c in data.get("comparison", [])):
+        why = next(c["not_comparable"] for c in data["comparison"] if c.get("comparable") is False)
+        lines += ["", f"Not comparable: {why}. Comparisons between our own numbers (checks, claims) still count."]
     lines += ["", "## Before and after fine-tuning", "", "| method | metric | before | after | trainable / total params |",
               "|---|---|---|---|---|"]
     for b in data.get("before_after", []):
@@ -228,6 +259,12 @@ def render_markdown(data: dict) -> str:
             interval = (f"{_fmt(c.get('mean'), 2)}" + (f" ± {_fmt(c.get('half'), 2)}" if c.get("half") is not None else "")
                         if c.get("n") else "—")
             lines.append(f"| {c['claim'][:90]} | {interval} | {c.get('n', 0)} | **{c['verdict']}** | {c['why']} |")
+    if data.get("paper_claims"):
+        lines += ["", "## The paper's claims, and what the submission says reproduces them", "",
+                  "| id | claim | numbers the results files map to it |", "|---|---|---|"]
+        for c in data["paper_claims"]:
+            got = "; ".join(f"{s['experiment']} {s['metric']} = {_fmt(s['value'], 4)}" for s in c["support"])
+            lines.append(f"| {c['id']} | {_cell(c['claim'])} | {got or 'none: ' + c['why']} |")
     checks = (data.get("grade") or {}).get("checks") or []
     if checks:
         lines += ["", "## Checked results", "", "| criterion | reproduced | paper | arithmetic | verdict |", "|---|---|---|---|---|"]
@@ -236,6 +273,10 @@ def render_markdown(data: dict) -> str:
             lines.append(f"| {c['requirements'][:90]} | {_fmt(c.get('reproduced'), 2)} | "
                          f"{paper.get('text') or paper.get('value') or '—'} | `{c['arithmetic']}` | "
                          f"{'pass' if c['passed'] else 'fail'} |")
+    not_run = (data.get("grade") or {}).get("checks_not_run") or []
+    if not_run:
+        lines += ["", "Checks not run (their leaves were decided before):", ""]
+        lines += [f"- {c['requirements'][:90]}: {c['why']}" for c in not_run]
     lines += ["", "## Experiments of the paper", ""]
     lines += [f"- `{e['id']}` {e['name']}: **{e['status']}** — {e['reason']}" for e in data.get("experiments") or []]
     a = data.get("agent")
@@ -255,6 +296,12 @@ def render_markdown(data: dict) -> str:
     lines += [] if data.get("deviations") else ["None recorded."]
     lines += ["", "## Rubric", "", f"Score {_fmt(g.get('score'))}, coverage {_fmt(g.get('coverage'))}, "
               f"judge `{g.get('judge_model', '—')}`, rubric {g.get('rubric_source', '—')}", ""]
+    if data.get("not_graded"):
+        lines += [f"Not graded: {data['not_graded']}."]
+    if data.get("ungraded"):
+        lines += [f"{len(data['ungraded'])} leaves without a usable grade (each counts as 0):", ""]
+        lines += [f"- {u['requirements'][:120]}: {u['why'][:300]}" for u in data["ungraded"]]
+        lines += [""]
     overrides = latest_by_leaf(data.get("overrides") or [])
     evidence = data.get("evidence") or {}
     for row in tree_rows(data["graded_tree"]) if data.get("graded_tree") else []:
@@ -277,6 +324,10 @@ def render_markdown(data: dict) -> str:
               "## Environment", ""]
     lines += [f"- {k}: {v}" for k, v in (data.get("environment") or {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _size(n: int | None) -> str:

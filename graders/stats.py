@@ -11,6 +11,10 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 Verdict = Literal["replicated", "not replicated", "inconclusive"]
 
+#: A paper's absolute number on a setup that is not ours (a substituted model or dataset, a scaled-
+#: down run: any recorded deviation): shown beside ours, never tested against it — no Δ, no verdict.
+NOT_COMPARABLE = "not comparable"
+
 #: An experiment's status, one meaning each, in the report, report.json and the UI. A claim's
 #: verdict (above) is about one claim; an experiment's status is about all its checks and claims.
 EXPERIMENT_STATUS = {

@@ -11,13 +11,22 @@ Limits and errors are part of the contract (inspect_ai style):
   binary output never crashes the caller.
 * ``read_file``/``copy_out`` raise ``OutputLimitExceeded`` past ``max_bytes`` and leave no
   partial destination behind.
+* ``exec(..., on_output=fn)`` streams: ``fn(stream, chunk)`` (stream 1 = stdout, 2 = stderr,
+  ``chunk`` raw bytes) is called for every chunk as it arrives, in the calling thread, before
+  ``exec`` returns, and after the chunk is in the exec's log file (which is written as the
+  output comes, never only at the end). A callback that raises ``Exception`` is not called again
+  and the command runs on (``extra["on_output_error"]`` says why); ``sandbox.output.Lines``
+  turns chunks into whole lines. The result keeps its head and tail as without a callback.
 * ``close`` is idempotent; sandboxes are context managers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
+
+#: ``on_output(stream, chunk)``: 1 = stdout, 2 = stderr; raw bytes as they arrive
+OutputCallback = Callable[[int, bytes], None]
 
 
 class SandboxError(Exception):
@@ -92,6 +101,7 @@ class Sandbox(Protocol):
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         stdin: str | bytes | None = None,
+        on_output: OutputCallback | None = None,
     ) -> ExecResult: ...
 
     def write_file(self, path: str, data: str | bytes) -> None: ...

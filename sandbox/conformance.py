@@ -169,6 +169,63 @@ def _(h: Harness) -> None:
         assert b"line 12345\n" in full and full.endswith(b"LASTLINE\n")
 
 
+@check("exec_streams_output_as_it_comes", exceptions={"fake": SCRIPTED})
+def _(h: Harness) -> None:
+    """on_output gets each chunk while the command runs (the first line long before it ends), on the
+    right stream, after the chunk is in the exec's log file."""
+    with tempfile.TemporaryDirectory() as logs:
+        sb = h.make(log_dir=Path(logs))
+        seen: list[tuple[float, int, bytes, bytes]] = []  # (when, stream, chunk, the log files then)
+
+        def on_output(stream: int, chunk: bytes) -> None:
+            seen.append((time.monotonic(), stream, chunk, b"".join(p.read_bytes() for p in Path(logs).glob("*.log"))))
+
+        try:
+            r = sb.exec("echo first; sleep 1.5; echo second >&2; sleep 1.5; echo third", timeout=60, on_output=on_output)
+            ended = time.monotonic()
+        finally:
+            sb.close()
+    _ok(r, "streamed")
+    assert r.stdout == "first\nthird\n" and r.stderr == "second\n", (r.stdout, r.stderr)
+    assert b"".join(c for _, s, c, _ in seen if s == 1) == b"first\nthird\n"
+    assert b"".join(c for _, s, c, _ in seen if s == 2) == b"second\n"
+    first = next(x for x in seen if b"first" in x[2])
+    assert ended - first[0] > 2.0, f"the first line came {ended - first[0]:.2f}s before the end: not streamed"
+    assert first[1] == 1 and b"first" in first[3], "the chunk was handed on before it was in the log file"
+    second = next(x for x in seen if b"second" in x[2])
+    assert second[1] == 2 and ended - second[0] > 0.8, ended - second[0]
+
+
+@check("exec_log_written_as_it_comes", exceptions={"fake": SCRIPTED})
+def _(h: Harness) -> None:
+    """The exec's log file holds each line while the command still runs (not only once it ended)."""
+    import threading
+
+    with tempfile.TemporaryDirectory() as logs:
+        sb = h.make(log_dir=Path(logs))
+        seen: dict[str, float] = {}
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                if any(b"first" in p.read_bytes() for p in Path(logs).glob("*.log")):
+                    seen.setdefault("first", time.monotonic())
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            r = sb.exec("echo first; sleep 2; echo done", timeout=60)
+        finally:
+            ended = time.monotonic()
+            stop.set()
+            watcher.join()
+            sb.close()
+    _ok(r, "logged")
+    assert "first" in seen, "the log file never held the first line while the command ran"
+    assert ended - seen["first"] > 1.0, f"the first line reached the log {ended - seen['first']:.2f}s before the end"
+
+
 @check("exec_invalid_utf8_replaced", exceptions={"fake": SCRIPTED})
 def _(h: Harness) -> None:
     r = h.shared.exec("printf 'a\\377\\376b\\r\\033[31mred\\033[0m\\n'", timeout=20)

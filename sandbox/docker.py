@@ -13,7 +13,8 @@ not ``--tmpfs`` mounts). Exec semantics:
 * out-of-memory kills are read from the container cgroup's oom_kill counter (host side when
   readable, otherwise from inside), so an OOM is never reported as a timeout or a crash;
 * output keeps a head and a tail per stream; the full output goes to a capped log file when
-  ``log_dir`` is set.
+  ``log_dir`` is set, written as it comes, and to ``on_output`` chunk by chunk (the exec's
+  attached socket is demultiplexed as it is read, not at the end).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from sandbox import archive
 from sandbox.base import (
     ExecResult,
+    OutputCallback,
     OutputLimitExceeded,
     PolicyViolation,
     SandboxError,
@@ -115,6 +117,25 @@ def engine_version() -> dict[str, Any]:
 
 def runtimes() -> set[str]:
     return set((engine_info().get("Runtimes") or {}).keys())
+
+
+RUNTIMES_TTL_S = 30.0
+_runtimes_seen: tuple[Any, float, set[str]] | None = None  # (client, when, runtimes)
+
+
+def sandbox_runtimes() -> set[str]:
+    """``runtimes()`` for creating a sandbox, asked of the engine at most every ``RUNTIMES_TTL_S``
+    per client: an ``/info`` round trip is a few ms of every cold start, and an engine's runtimes
+    change only when it is reconfigured (seen within the TTL; strict mode still fails closed, the
+    engine refusing an unknown runtime at create)."""
+    global _runtimes_seen
+    c = client()
+    seen = _runtimes_seen
+    if seen is not None and seen[0] is c and time.monotonic() - seen[1] < RUNTIMES_TTL_S:
+        return set(seen[2])
+    rts = runtimes()
+    _runtimes_seen = (c, time.monotonic(), rts)
+    return set(rts)
 
 
 def gpu_available() -> bool:
@@ -323,7 +344,7 @@ class DockerSandbox:
         c = client()
         reap_at_startup()  # leftovers of crashed processes, once per process
         self._api = c.api
-        self.runtime = self.policy.resolve_runtime(runtimes())  # RuntimeUnavailable in strict mode
+        self.runtime = self.policy.resolve_runtime(sandbox_runtimes())  # RuntimeUnavailable in strict mode
         self.gpu = bool(gpu and gpu_available())
         self.gpu_requested = gpu
         self.image = image or default_image()
@@ -346,7 +367,9 @@ class DockerSandbox:
             if self.gpu:
                 kw["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
             self.container = c.containers.create(**kw)
-            problems = self.policy.check_container(self._api.inspect_container(self.container.id), self.runtime)
+            # the SDK's create already inspected the new container (its attrs): the engine's own
+            # view of it, checked against the policy without a second inspect round trip
+            problems = self.policy.check_container(self.container.attrs, self.runtime)
             if problems:
                 raise PolicyViolation("container does not match the policy: " + "; ".join(problems))
             self.container.start()
@@ -453,6 +476,7 @@ class DockerSandbox:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         stdin: str | bytes | None = None,
+        on_output: OutputCallback | None = None,
     ) -> ExecResult:
         self._check_open()
         if isinstance(cmd, str):
@@ -469,7 +493,8 @@ class DockerSandbox:
         with self._lock:
             self._exec_n += 1
             log_path = self.log_dir / f"{self.name}-exec-{self._exec_n:04d}.log" if self.log_dir else None
-            cap = OutputCapture(self.policy.output_cap_bytes, log_path, self.policy.log_cap_bytes)
+            # the exec's socket is read as the output comes: each chunk to the log and to on_output at once
+            cap = OutputCapture(self.policy.output_cap_bytes, log_path, self.policy.log_cap_bytes, on_output)
             t0 = time.monotonic()
             try:
                 ex = self._api.exec_create(
@@ -514,7 +539,7 @@ class DockerSandbox:
                 log_path=cap.log_path,
                 extra={"raw_returncode": raw_rc, "gpu": self.gpu, "runtime": self.runtime or "runc",
                        "stdout_bytes": cap.stdout.total, "stderr_bytes": cap.stderr.total,
-                       "oom_during_timeout": oom and timed_out},
+                       "oom_during_timeout": oom and timed_out, **cap.extra},
             )
 
     def _pump(self, sock: Any, exec_id: str, data: bytes | None, cap: OutputCapture, deadline: float) -> bool:

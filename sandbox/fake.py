@@ -1,12 +1,14 @@
 """``FakeSandbox``: in-memory sandbox for unit tests (scripted exec results, records commands)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from sandbox.base import ExecResult, OutputLimitExceeded, PolicyViolation, SandboxUnavailable
+from sandbox.base import ExecResult, OutputCallback, OutputLimitExceeded, PolicyViolation, SandboxUnavailable
+from sandbox.output import OutputCapture
 from sandbox.paths import resolve_inside
 from sandbox.policy import SandboxPolicy, check_env
 
@@ -18,7 +20,8 @@ class FakeSandbox:
 
     ``results`` may be a list (consumed in order; running out raises ``AssertionError``),
     a callable ``cmd -> ExecResult``, or a dict of substring -> result (first match wins,
-    no match -> returncode 0). Every call is recorded in ``commands``.
+    no match -> returncode 0). Every call is recorded in ``commands``. With ``on_output`` the
+    result's stdout and then its stderr are handed to the callback before ``exec`` returns.
     """
 
     def __init__(self, results: Script = None, *, policy: SandboxPolicy | None = None, run_id: str = "fake",
@@ -38,7 +41,18 @@ class FakeSandbox:
             raise SandboxUnavailable("sandbox is closed")
 
     def exec(self, cmd, *, timeout: float, cwd: str | None = None, env: dict[str, str] | None = None,
-             stdin: str | bytes | None = None) -> ExecResult:
+             stdin: str | bytes | None = None, on_output: OutputCallback | None = None) -> ExecResult:
+        res = self._result(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin)
+        if on_output is not None:  # the scripted output, streamed as a backend would: stdout, then stderr
+            cap = OutputCapture(1, on_output=on_output)
+            cap.feed(1, res.stdout.encode())
+            cap.feed(2, res.stderr.encode())
+            if cap.extra:
+                res = dataclasses.replace(res, extra={**res.extra, **cap.extra})
+        return res
+
+    def _result(self, cmd, *, timeout: float, cwd: str | None, env: dict[str, str] | None,
+                stdin: str | bytes | None) -> ExecResult:
         self._check()
         if timeout is None or timeout <= 0:
             raise ValueError("timeout must be > 0 seconds")

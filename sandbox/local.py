@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from sandbox import archive
-from sandbox.base import ExecResult, OutputLimitExceeded, PolicyViolation, SandboxUnavailable
+from sandbox.base import ExecResult, OutputCallback, OutputLimitExceeded, PolicyViolation, SandboxUnavailable
 from sandbox.output import OutputCapture
 from sandbox.paths import resolve_inside
 from sandbox.policy import SandboxPolicy, check_env, check_run_id
@@ -150,6 +150,7 @@ class LocalSandbox:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         stdin: str | bytes | None = None,
+        on_output: OutputCallback | None = None,
     ) -> ExecResult:
         if self._closed:
             raise SandboxUnavailable("sandbox is closed")
@@ -165,7 +166,7 @@ class LocalSandbox:
         data = stdin.encode() if isinstance(stdin, str) else stdin
         self._exec_n += 1
         log_path = self.log_dir / f"local-{self.run_id}-exec-{self._exec_n:04d}.log" if self.log_dir else None
-        cap = OutputCapture(self.policy.output_cap_bytes, log_path, self.policy.log_cap_bytes)
+        cap = OutputCapture(self.policy.output_cap_bytes, log_path, self.policy.log_cap_bytes, on_output)
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -199,7 +200,7 @@ class LocalSandbox:
             oom_killed=oom,
             duration_s=duration,
             log_path=cap.log_path,
-            extra={"raw_returncode": rc, "backend": "local", "trust": self.trust},
+            extra={"raw_returncode": rc, "backend": "local", "trust": self.trust, **cap.extra},
         )
 
     def _pump(self, proc: subprocess.Popen, data: bytes | None, cap: OutputCapture, deadline: float) -> bool:

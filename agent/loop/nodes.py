@@ -3,7 +3,9 @@
 a crash loses at most the call that was running — and a resumed run re-runs only that one.
 
 Typed exits (``loop.exit``): submitted, steps, tokens, dollars, time, sandbox, malformed,
-user_stop. Every exit leads to the grading path with whatever the workspace holds.
+user_stop, context (the endpoint still found the request too long after one trimmed retry), stuck
+(the same failing call again and again, agent/loop/spin.py). Every exit leads to the grading path
+with whatever the workspace holds.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from langgraph.runtime import Runtime
 from agent import budget
 from agent.context import RunContext
 from agent.loop import context as cx
-from agent.loop import guide, trajectory
+from agent.llm import ContextLengthExceeded, prompt_tokens
+from agent.loop import guide, spin, trajectory
 from agent.plan import Plan
 from agent.tools import ToolContext, ToolResult, manifest_hash, run_tool
 from agent.tools.specs import CHANGES_FILES, tool_schemas
@@ -26,7 +29,7 @@ from agent.workspace import Workspace
 from papers.paper import Paper
 
 STOP_FILE = "STOP"
-MAX_REPLY_TOKENS = 1200
+MAX_REPLY_TOKENS = cx.REPLY_TOKENS
 #: a re-ask after an unusable reply is sampled, not greedy: at temperature 0 the same prompt (plus a
 #: one-line note) mostly yields the same unusable reply again, three times, and the loop ends
 REASK_TEMPERATURE = 0.7
@@ -119,19 +122,46 @@ def model_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     budget_text = (f"{cfg.budgets.max_steps} turns, {cfg.budgets.max_agent_s / 60:.0f} minutes"
                    + (f", ${cfg.budgets.max_dollars}" if cfg.budgets.max_dollars else ""))
     head = [cx.system_message(ctx.offline, brief=guided), cx.task_message(plan, paper, budget_text, brief=guided)]
-    messages, trimmed = cx.build_messages(head, trajectory.turns(cfg.run_dir, turn - 1), notes,
-                                          getattr(ctx.model, "context_tokens", None))
+    # the whole request as the model counts it (tool prompt, tool definitions, notes), within its
+    # window less the completion reserve
+    history = trajectory.turns(cfg.run_dir, turn - 1)
+    count = lambda msgs: prompt_tokens(ctx.model, msgs, tools)  # noqa: E731
+    scale = loop.get("context_scale", 1.0)
+    budget = cx.prompt_budget(getattr(ctx.model, "context_tokens", None), MAX_REPLY_TOKENS, scale)
+    messages, trimmed = cx.build_messages(head, history, notes, budget, count)
     ctx.progress("step", turn=turn, detail=why or "model")
-    comp = ctx.model.complete(messages, tools=tools, max_tokens=MAX_REPLY_TOKENS, temperature=temperature,
-                              seed=turn)
-    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments, "error": c.error} for c in comp.tool_calls]
-    key = "guide_calls" if decider == "guide" else "model_calls"
-    updates[key] = loop.get(key, 0) + len(calls)
     record = {"turn": turn, "at": time.time(), "notes": notes, "temperature": temperature,
               "menu": [t["name"] for t in tools], "guide": why, "options": len(tools), "decided_by": decider,
               "free_arguments": guide.free_arguments(tools[0]) if decider == "guide" else None,
-              "trimmed": trimmed, "usage": of(comp), "finish_reason": comp.finish_reason,
-              "reply": {"text": (comp.text or "")[:4000], "calls": calls}, "results": []}
+              "trimmed": trimmed, "results": []}
+
+    def ask(msgs):
+        return ctx.model.complete(msgs, tools=tools, max_tokens=MAX_REPLY_TOKENS, temperature=temperature, seed=turn)
+
+    try:
+        comp = ask(messages)
+    except ContextLengthExceeded as exc:
+        # the endpoint counts more than we did: trim to what it says fits, and ask once more
+        tighter = cx.retry_budget(budget, trimmed["tokens"], exc)
+        messages, trimmed = cx.build_messages(head, history, notes, tighter, count)
+        record.update(trimmed=trimmed, context_retry={"error": str(exc)[:500], "sent": record["trimmed"]["tokens"],
+                                                      "budget": tighter})
+        updates["context_scale"] = scale * tighter / budget  # later turns start from what fits
+        try:
+            comp = ask(messages)
+        except ContextLengthExceeded as again:
+            record["context_retry"]["error_again"] = str(again)[:500]
+            record["reply"] = {"text": "", "calls": []}
+            trajectory.save_turn(cfg.run_dir, record)
+            updates.update(exit="context", exit_detail=(
+                f"the model's context is full: the endpoint refused the request as too long, and again after one "
+                f"retry trimmed to {trimmed['tokens']} prompt tokens ({str(again)[:240]})"))
+            return {"pending": [], "loop": updates}
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments, "error": c.error} for c in comp.tool_calls]
+    key = "guide_calls" if decider == "guide" else "model_calls"
+    updates[key] = loop.get(key, 0) + len(calls)
+    record.update(usage=of(comp), finish_reason=comp.finish_reason,
+                  reply={"text": (comp.text or "")[:4000], "calls": calls})
     if not calls and _embedded(ctx):
         # a constrained endpoint that returned no usable JSON: a malformed reply, re-asked with why
         record["reask"] = ("it was cut off (too long)." if comp.finish_reason == "length"
@@ -168,7 +198,8 @@ def tool_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     else:
         tctx = ToolContext(ws=ws, plan=plan, paper=_paper(ctx), run_dir=cfg.run_dir, step=turn,
                            call_id=f"t{turn:04d}-{call['id'][-12:]}".replace("/", "-"), loop=loop,
-                           nearly_spent=_spent(state, ctx).nearly, broker=ctx.broker)
+                           nearly_spent=_spent(state, ctx).nearly, broker=ctx.broker,
+                           progress=ctx.progress)
         result = run_tool(call["name"], call.get("arguments"), tctx)
     seconds = time.monotonic() - t0
     changes = ws.sync(step=turn) if call["name"] in CHANGES_FILES else None
@@ -176,6 +207,9 @@ def tool_step(state: dict, runtime: Runtime[RunContext]) -> dict:
     updates["files_hash"] = manifest_hash(ws.manifest)
     updates["tool_calls"] = loop.get("tool_calls", 0) + 1
     smoke = _smoke(call, result, loop, files_before)
+    last_smoke = smoke or loop.get("smoke") or {}
+    if call["name"] in ("job_status", "read_file") and result.ok and last_smoke.get("passed") is False:
+        smoke = {**last_smoke, "log_read": True}  # the guide offers editing once the failure was read
     if smoke is not None:
         updates["smoke"] = smoke
     if call["name"] in ("bash", "wait_job"):
@@ -192,6 +226,19 @@ def tool_step(state: dict, runtime: Runtime[RunContext]) -> dict:
         updates["malformed_in_row"] = loop.get("malformed_in_row", 0) + 1 if bad else 0
         if updates["malformed_in_row"] >= cfg.budgets.max_malformed_in_row:
             updates.update(exit="malformed", exit_detail=f"{updates['malformed_in_row']} malformed replies in a row")
+    # the same call after the same failure: quote the failure, then end the loop (exit "stuck")
+    failure = (spin.quote(_failure_lines(ws, result))
+               if not call.get("error") and spin.failed(result.ok, result.malformed, result.meta) else None)
+    repeat = updates["repeat"] = spin.track(loop.get("repeat"), call, failure)
+    limit = cfg.budgets.max_repeats_in_row
+    if 2 <= repeat["count"] < limit:
+        updates["feedback"] = list(updates.get("feedback", loop.get("feedback")) or []) + [
+            spin.note(call, repeat["count"], failure, limit)]
+    if repeat["count"] >= limit:
+        updates.update(exit="stuck", exit_detail=(
+            f"{repeat['count']} identical failing calls in a row ({call['name']} {_brief(call)}); the last lines: "
+            f"{failure.splitlines()[-1][:200]}"))
+        rest = []
     if "submitted" in updates:
         updates.update(exit="submitted", exit_detail=(updates["submitted"] or {}).get("note", "")[:300])
         rest = []
@@ -209,8 +256,21 @@ def _smoke(call: dict, result: ToolResult, loop: dict, files_before: str) -> dic
     if meta.get("state") in ("succeeded", "failed", "stopped"):
         started = (loop.get("job_files") or {}).get(meta.get("job"))
         return {"passed": meta.get("state") == "succeeded", "files": started, "how": f"job {meta.get('job')}",
-                "returncode": meta.get("exit_code")}
+                "returncode": meta.get("exit_code"), "job": meta.get("job"), "log": meta.get("log")}
     return None
+
+
+def _failure_lines(ws: Workspace, result: ToolResult) -> list[str]:
+    """What a failure note quotes: the last lines of the job's log for a job, else of the output."""
+    job = (result.meta or {}).get("job")
+    if job:
+        try:
+            tail = ws.job_status(job, spin.QUOTE_LINES).get("tail")
+            if tail:
+                return list(tail)
+        except Exception:  # noqa: BLE001 - the note falls back on what the call returned
+            pass
+    return result.content.splitlines()
 
 
 def _brief(call: dict) -> str:

@@ -30,6 +30,19 @@ def _rubric(cfg, paper: Paper, judge, plan: dict | None = None) -> tuple[object,
     return generated.rubric, "generated from the paper", list(generated.warnings), dict(generated.checks)
 
 
+def checks_not_run(graded, checks: dict) -> list[dict]:
+    """Each leaf that has a check but was not decided by it, with why: the rule that decided it
+    first (no reproduction, no results file, ...) is the leaf's own explanation."""
+    out = []
+    for leaf in graded.walk():
+        if leaf.sub_tasks or leaf.id not in (checks or {}) or (leaf.judge_metadata or {}).get("decided_by") == "check":
+            continue
+        why = leaf.explanation or "the leaf was decided before its check could run, and no reason was recorded"
+        out.append({"leaf_id": leaf.id, "requirements": leaf.requirements, "why": why,
+                    "experiments": sorted({c.experiment for c in checks[leaf.id]})})
+    return out
+
+
 def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
     ctx = runtime.context
     cfg = ctx.config
@@ -40,7 +53,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
     rep = state.get("reproduction") or {}
     if not checks and rep.get("start_time") and source != "generated from the paper":
         # a rubric with no sidecar: the judge may map numeric leaves to numbers, validated before use
-        results = read_results(run_dir / "reproduction", rep["start_time"])[0]
+        results = read_results(run_dir / "reproduction", rep["start_time"], state.get("plan"))[0]
         checks, proposals = propose_checks(ctx.judge_model, numeric_leaves(rubric, cfg.propose_checks), results,
                                            paper.results)
     # The rubric lives only on the host side of the run dir: no sandbox ever mounts it (J05).
@@ -58,6 +71,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
         progress=lambda done, total: ctx.progress("grade", done=done, total=total),
         config=JudgeConfig.for_context(getattr(ctx.judge_model, "context_tokens", None)),
         checks=checks,
+        plan=state.get("plan"),
     )
     write_atomic(run_dir / "graded.json", dumps(graded))
     agg = aggregate(graded)
@@ -80,6 +94,7 @@ def grade(state: RunState, runtime: Runtime[RunContext]) -> dict:
             "check_proposals": proposals,
             "checks": [dict((leaf.judge_metadata or {})["check"], requirements=leaf.requirements)
                        for leaf in graded.walk() if (leaf.judge_metadata or {}).get("decided_by") == "check"],
+            "checks_not_run": checks_not_run(graded, checks),
         },
         "node_log": ["grade"],
     }

@@ -1,7 +1,9 @@
 """plan: the paper's experiments -> a plan that hides nothing (agent/planning does the work).
 
-Every experiment the paper reports results for is in the plan with its targets and provenance,
-whether or not a recipe fits it; the offline substitutions and the scale-down are deviations.
+A capable model's experiments, methods and recipes are kept (grounding checks them and notes each
+disagreement); a weak model's plan is completed with every experiment the paper reports results
+for. Targets always carry their provenance; the offline substitutions, the scale-down and a
+recipe that only approximates the paper's method are deviations.
 Stage files under ``<run>/plan/``; ``plan.json`` holds the result.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ from langgraph.runtime import Runtime
 from agent.context import RunContext
 from graders.files import write_json
 from agent.planning.build import build_plan
-from agent.planning.grounding import candidate_results
+from agent.planning.grounding import candidates_for
 from agent.planning.stages import STAGE_FILES, stage_claims, stage_settings
 from agent.recipes import registry
 from agent.state import RunState
@@ -34,7 +36,7 @@ def plan(state: RunState, runtime: Runtime[RunContext]) -> dict:
     ctx.progress("node", name="plan", detail=ctx.model.name)
     paper = Paper.model_validate_json((cfg.run_dir / "paper.json").read_text())
     feedback = (state.get("review") or {}).get("feedback")
-    cands = candidate_results(paper)
+    cands = candidates_for(paper, ctx.model)  # a capable model is shown many more result rows
     start = plus(state.get("usage"), None)
     s1, usage = stage_claims(ctx, start, paper, cands, sorted(registry()), feedback)
     s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], feedback)

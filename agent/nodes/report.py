@@ -19,8 +19,8 @@ from agent.context import RunContext
 from agent.loop import trajectory
 from agent.loop.nodes import run_usage
 from agent.state import RunState
-from graders.contract import find_metric
-from graders.stats import claim_verdict, paired_verdict
+from graders.contract import claim_ids, find_metric, mapped_metric, resolve_reproduces, target_ids
+from graders.stats import EXPERIMENT_STATUS, NOT_COMPARABLE, claim_verdict, paired_verdict
 from graders.report import write_report
 from sandbox.broker import assets_used
 
@@ -36,29 +36,80 @@ def _on_paper_scale(value: float, reported: dict | None) -> float:
     return value * 100 if reported and reported["value"] > 1.5 and abs(value) <= 1.0 else value
 
 
-def _row(exp: dict, target: dict | None, r: dict | None, where: str, label: str) -> dict:
-    got = find_metric(r.get(where) or {}, target["metric"] if target else exp.get("metric", "accuracy"),
-                      (target or {}).get("column", "")) if r else None
-    reproduced = delta = None
+def substituted(plan: dict) -> bool:
+    """Whether the run's setup differs from the paper's (any recorded deviation: model, dataset,
+    scale, epochs): the paper's absolute numbers are then not comparable with ours."""
+    return bool(plan.get("deviations"))
+
+
+def setup_text(plan: dict) -> str:
+    devs = plan.get("deviations") or []
+    return "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in devs[:3]) + \
+        (f"; {len(devs) - 3} more" if len(devs) > 3 else "")
+
+
+def _lookup(r: dict, target: dict | None, tid: str | None, where: str, metric: str) -> tuple[str, float, str] | None:
+    """(key, value, how): the results file's own ``reproduces`` map first, then the word join."""
+    got = mapped_metric(r, target=tid, where=where) if tid else None
     if got is not None:
-        key, value = got
+        return got[0], got[1], "reproduces"
+    got = find_metric(r.get(where) or {}, metric, (target or {}).get("column", ""))
+    return (got[0], got[1], "name") if got is not None else None
+
+
+def _missing(r: dict, target: dict | None, tid: str | None, where: str, metric: str) -> str:
+    """Why a results file gives no number for a target."""
+    keys = ", ".join(sorted(r.get(where) or {})) or "none"
+    cell = f" ({target['table']}, column '{target['column']}')" if target else ""
+    why = (f"{r.get('file') or 'its results file'} has no number for the paper's {metric}{cell}: no key of its "
+           f"{where!r} ({keys}) matches it" + (f", and its 'reproduces' map names none for {tid}" if tid else ""))
+    return why + (f"; {r['mapping_error']}" if r.get("mapping_error") else "")
+
+
+def _row(exp: dict, target: dict | None, r: dict | None, where: str, label: str, tid: str | None = None,
+         plan: dict | None = None) -> dict:
+    metric = target["metric"] if target and target.get("metric") else exp.get("metric", "accuracy")
+    got = _lookup(r, target, tid, where, metric) if r else None
+    reproduced = delta = None
+    row = {"experiment": label, "experiment_id": exp["id"], "target_id": tid,
+           "metric": (target or {}).get("metric", exp.get("metric")), "reported": target}
+    if got is not None:
+        key, value, how = got
         display = _on_paper_scale(value, target)
-        reproduced = {"value": value, "display": display, "file": f"reproduction/{r['file']}", "key": f"{where}.{key}"}
+        reproduced = {"value": value, "display": display, "file": f"reproduction/{r['file']}", "key": f"{where}.{key}",
+                      "joined": how}
+        ref = (r.get("reproduces") or {}).get(key) if how == "reproduces" else None
+        if ref and ref.get("claim"):
+            row["claim"] = {"id": ref["claim"], "text": ref.get("claim_text")}
         delta = display - target["value"] if target else None
-    return {"experiment": label, "experiment_id": exp["id"], "metric": (target or {}).get("metric", exp.get("metric")),
-            "reported": target, "reproduced": reproduced, "delta": delta}
+    row.update({"reproduced": reproduced, "delta": delta, "comparable": True})
+    if target and plan is not None and substituted(plan):
+        # another setup than the paper's: its absolute number is not comparable with ours (no Δ shown)
+        row["comparable"] = False
+        row["not_comparable"] = (f"the setup differs from the paper's ({setup_text(plan)}), so the paper's absolute "
+                                 "number, measured on its own setup, is not a target for ours")
+    if r is not None and got is None:
+        row["why"] = _missing(r, target, tid, where, metric)
+    elif got is not None and not row["comparable"]:
+        row["why"] = f"{NOT_COMPARABLE}: {row['not_comparable']}"
+    elif target is None and r is not None:
+        row["why"] = "the paper reports no number for this experiment"
+    return row
 
 
 def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
-    """(reported vs reproduced rows, before/after rows), joined by experiment id and metric."""
+    """(reported vs reproduced rows, before/after rows), joined by experiment id and target: the
+    results file's ``reproduces`` map first, then the metric's name and the column's words."""
     rows, before_after, before_done = [], [], False
     for exp in plan.get("experiments", []):
         r = results.get(exp["id"])
-        for t in exp.get("targets") or [None]:
-            rows.append(_row(exp, t, r, "metrics", exp["name"]))
-        befores = exp.get("before_targets") or ([exp["reported_before"]] if exp.get("reported_before") else [])
+        ids = target_ids(exp)
+        afters = [(tid, t) for tid, (t, where) in ids.items() if where == "metrics"] or [(None, None)]
+        for tid, t in afters:
+            rows.append(_row(exp, t, r, "metrics", exp["name"], tid, plan))
+        befores = [(tid, t) for tid, (t, where) in ids.items() if where == "before"]
         if befores and not before_done:  # the paper's 'before' row, compared once (each of its columns)
-            rows[:0] = [_row(exp, b, r, "before", "Before fine-tuning") for b in befores]
+            rows[:0] = [_row(exp, b, r, "before", "Before fine-tuning", tid, plan) for tid, b in befores]
             before_done = r is not None
         # every metric measured both before and after (RLHF: the reward and the KL to the start)
         for name in [m for m in (r or {}).get("metrics", {}) if m in ((r or {}).get("before") or {})]:
@@ -70,6 +121,29 @@ def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
     return rows, before_after
 
 
+def paper_claims(plan: dict, results: dict) -> list[dict]:
+    """The paper's claims as the coding agent was shown them (C1, C2, ...), each with the numbers
+    the results files say support it (their ``reproduces`` maps), or why there are none."""
+    out = []
+    for cid, c in claim_ids(plan).items():
+        support = []
+        for eid, r in results.items():
+            for m, ref in (r.get("reproduces") or {}).items():
+                where = "before" if (ref.get("target") or "").startswith("B") else "metrics"
+                if ref.get("claim") == cid and m in (r.get(where) or {}):
+                    support.append({"experiment": eid, "metric": f"{where}.{m}", "value": r[where][m],
+                                    "target": ref.get("target"), "file": f"reproduction/{r['file']}"})
+        if support:
+            why = "the results files map these numbers to it"
+        elif c["experiment"] not in results:
+            why = f"no results file for its experiment {c['experiment']!r}"
+        else:
+            why = ("no results file maps a number to it (reproduces.<metric>.claim); its experiment's numbers are "
+                   "joined to the paper's targets by name instead")
+        out.append({"id": cid, "claim": c["text"], "experiment": c["experiment"], "support": support, "why": why})
+    return out
+
+
 def _paper_scale(value: float, paper: float) -> float:
     return value * 100 if paper > 1.5 and abs(value) <= 1.0 else value
 
@@ -79,25 +153,31 @@ def claims_across_seeds(plan: dict, runs: dict, checks: list[dict]) -> list[dict
     mean with a 95% interval and a verdict — replicated, not replicated, or inconclusive."""
     tolerance_of = {(p["experiment"], (p.get("paper") or {}).get("value")): p.get("tolerance")
                     for c in checks for p in (c.get("parts") or [c]) if p.get("kind") == "close"}
+    other_setup = substituted(plan)
     out = []
     for exp in plan.get("experiments", []):
-        targets = [(t, "metrics") for t in exp.get("targets") or []] + \
-                  [(t, "before") for t in exp.get("before_targets") or []]
-        for t, where in targets:
+        for tid, (t, where) in target_ids(exp).items():
+            if where == "before" and not exp.get("before_targets"):
+                continue  # the single 'reported_before' row is the comparison table's, not a claim
             values = []
             for run in runs.values():
                 r = (run.get("results") or {}).get(exp["id"])
-                got = find_metric((r or {}).get(where) or {}, t.get("metric", "accuracy"), t.get("column", "")) if r else None
+                got = _lookup(r, t, tid, where, t.get("metric", "accuracy")) if r else None
                 if got is not None:
                     values.append(_paper_scale(got[1], t["value"]))
             if not values:
                 out.append({"claim": f"{exp['name']}: {t['column']} = {t['text']}", "experiment": exp["id"],
-                            "verdict": "not replicated", "why": "no seed's reproduction wrote this number", "n": 0})
+                            "target_id": tid, "verdict": "not replicated",
+                            "why": "no seed's reproduction wrote this number", "n": 0})
                 continue
             tol = tolerance_of.get((exp["id"], t["value"])) or (3.0 if t["value"] > 1.5 else 0.03)
             label = "before training" if where == "before" else exp["name"]
-            out.append({"claim": f"{label}: {t['column']} = {t['text']} ({t['table']}, p. {t['page']})",
-                        "experiment": exp["id"], **claim_verdict(values, t["value"], tol), "values": values})
+            c = {"claim": f"{label}: {t['column']} = {t['text']} ({t['table']}, p. {t['page']})",
+                 "experiment": exp["id"], "target_id": tid, **claim_verdict(values, t["value"], tol), "values": values}
+            if other_setup:  # an absolute number of the paper's setup: shown, not tested
+                c.update(verdict=NOT_COMPARABLE, why=f"the setup differs from the paper's ({setup_text(plan)}): its "
+                                                     f"absolute number is not a target for ours (on its own: {c['why']})")
+            out.append(c)
     for c in checks:
         for part in c.get("parts") or [c]:  # a leaf may hold several checks: each claim on its own
             spec = part.get("spec") or {}
@@ -124,7 +204,7 @@ def _quantity(results: dict, experiment: str, metric: str) -> float | None:
     if r is None:
         return None
     where, name = ("before", metric[7:]) if metric.startswith("before.") else ("metrics", metric)
-    got = find_metric(r.get(where) or {}, name)
+    got = mapped_metric(r, name=name, where=where) or find_metric(r.get(where) or {}, name)
     return got[1] if got else None
 
 
@@ -137,30 +217,68 @@ def _decides(part: dict, substituted: bool) -> bool:
     return not (substituted and part.get("kind") == "close")
 
 
+def _no_comparable_reason(exp: dict, r: dict, parts: list[dict], plan: dict) -> str:
+    """Why an experiment that ran has nothing that compares it with the paper: which checks could
+    not find their numbers, which targets are not comparable or have no number, the map's error."""
+    eid = exp["id"]
+    reasons = []
+    unfound = [p["arithmetic"] for p in parts if p.get("reproduced") is None]
+    if substituted(plan) and any(p.get("kind") == "close" and p.get("reproduced") is not None for p in parts):
+        reasons.append(f"its results ran on another setup than the paper's ({setup_text(plan)}): the paper's absolute "
+                       "numbers are not comparable, and no comparative check covers it")
+    elif not parts:
+        reasons.append("no check or claim compares its numbers with the paper's")
+    reasons += unfound[:2]
+    targets = [(tid, t, where) for tid, (t, where) in target_ids(exp).items()]
+    if not parts and targets:
+        found = [(tid, t, got) for tid, t, where in targets
+                 if (got := _lookup(r, t, tid, where, t.get("metric") or exp.get("metric", "accuracy")))]
+        missing = [(tid, t, where) for tid, t, where in targets if tid not in {f[0] for f in found}]
+        if found and substituted(plan):
+            cells = ", ".join(f"{t['text']} ({t['column']})" for _, t, _ in found[:3])
+            reasons.append(f"the paper's {cells} {'is' if len(found) == 1 else 'are'} not comparable: the setup "
+                           f"differs from the paper's ({setup_text(plan)})")
+        elif found:
+            reasons.append("its numbers are shown beside the paper's (" + "; ".join(
+                f"{got[0]} {got[1]:.4g} vs {t['text']}" for _, t, got in found[:3]) + "), but no rubric check "
+                "compares them")
+        if missing:
+            tid, t, where = missing[0]
+            reasons.append(_missing(r, t, tid, where, t.get("metric") or exp.get("metric", "accuracy")))
+    elif not targets and not parts:
+        reasons.append("the plan has no target of the paper's for it")
+    if r.get("mapping_error") and not any(r["mapping_error"] in x for x in reasons):
+        reasons.append(r["mapping_error"])
+    return "; ".join(reasons)
+
+
+def _stale_reason(note: str) -> str:
+    if "before the reproduction started" in note:
+        return f"its results file was not produced by the reproduction: {note}"
+    return f"its results file breaks the contract (docs/submission.md), so it was ignored: {note}"
+
+
 def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: list[dict] | None = None,
                       claims: list[dict] | None = None) -> list[dict]:
-    """Each planned experiment's status (graders.stats.EXPERIMENT_STATUS) with its reason, never
-    dropped silently: 'replicated' only when the checks and claims that compare it with the paper
-    pass — a results file alone is 'ran, no comparable target'."""
+    """Each planned experiment's status (graders.stats.EXPERIMENT_STATUS) with its reason — never
+    empty, never dropped silently: 'replicated' only when the checks and claims that compare it with
+    the paper pass — a results file alone is 'ran, no comparable target'. The reason says what
+    decided it: the failing check's arithmetic, the claim, the missing number or results file, the
+    reproduction's or the loop's exit, a setup that makes the paper's absolute targets not comparable."""
     out = []
     scaffolded = set(loop.get("scaffolded_experiments") or [])
-    deviations = plan.get("deviations") or []
-    substituted = bool(deviations)
-    setup = "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in deviations[:3])
+    other_setup = substituted(plan)
     for exp in plan.get("experiments", []):
         eid = exp["id"]
         if eid in results:
             parts = [p for c in checks or [] for p in (c.get("parts") or [c]) if p.get("experiment") == eid]
-            deciding = [p for p in parts if _decides(p, substituted)]
+            deciding = [p for p in parts if _decides(p, other_setup)]
             verdicts = [c for c in claims or [] if c.get("experiment") == eid
-                        and (c.get("comparative") or not substituted)]
+                        and (c.get("comparative") or not other_setup)]
             failed = [p["arithmetic"] for p in deciding if not p.get("passed")] + \
                 [f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "not replicated"]
             if not deciding and not verdicts:
-                status = "ran, no comparable target"
-                why = (f"its results ran on another setup than the paper's ({setup}): the paper's absolute numbers "
-                       "are not comparable, and no comparative check covers it" if substituted and parts else
-                       "no check or claim compares its numbers with the paper's")
+                status, why = "ran, no comparable target", _no_comparable_reason(exp, results[eid], parts, plan)
             elif failed:
                 status, why = "results differ", "; ".join(failed[:2])
             elif any(c["verdict"] == "inconclusive" for c in verdicts):
@@ -169,27 +287,35 @@ def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: 
             else:
                 status = "replicated"
                 why = "; ".join([p["arithmetic"] for p in deciding] + [c["why"] for c in verdicts][:3])
-            out.append({"id": eid, "name": exp["name"], "status": status, "reason": why,
+            out.append({"id": eid, "name": exp["name"], "status": status,
+                        "reason": why or EXPERIMENT_STATUS[status],
                         "results": f"results/{eid}/metrics.json (written by the reproduction)"})
             continue
         status = "failed"
         stale = [n for n in rep.get("ignored") or [] if n.startswith(f"results/{eid}/")]
+        summary = rep.get("summary") or ("timed out" if rep.get("timed_out") else
+                                         f"exited {rep['returncode']}" if rep.get("returncode") is not None else "")
         if stale:  # a results file existed, but the run did not write it (or it breaks the contract)
-            why = f"its results file was not produced by the reproduction: {stale[0]}"
+            why = _stale_reason(stale[0])
+        elif not rep.get("start_time") and not loop:  # the run ended before the coding agent started
+            status, why = "not attempted", rep.get("summary") or "the run ended before the reproduction"
         elif not rep.get("start_time"):
-            why = rep.get("summary") or "the reproduction did not run"
+            why = rep.get("summary") or "the reproduction did not run (the run ended before it)"
         elif not rep.get("ok"):
-            why = f"the reproduction {rep.get('summary')}"
+            why = f"the reproduction {summary or 'failed'}, and wrote no results/{eid}/metrics.json"
         elif eid in scaffolded:
-            why = "scaffolded, but the reproduction wrote no results file for it"
+            why = f"scaffolded, but the reproduction wrote no results file for it (results/{eid}/metrics.json)"
         elif not exp.get("recipe"):
-            status, why = "not attempted", "no tested recipe fits it and the agent wrote no code that reports it"
+            status, why = "not attempted", (f"no tested recipe fits it and the agent wrote no code that reports it "
+                                            f"(no results/{eid}/metrics.json)")
         else:
-            status, why = "not attempted", "the agent did not implement it"
+            status, why = "not attempted", f"the agent did not implement it (no results/{eid}/metrics.json)"
         exit_ = loop.get("exit")
         if exit_ and exit_ != "submitted":
             why += f" (the agent's loop ended: {loop.get('exit_detail') or exit_})"
-        out.append({"id": eid, "name": exp["name"], "status": status, "reason": why})
+        elif not loop:
+            why += " (the coding agent never ran)"
+        out.append({"id": eid, "name": exp["name"], "status": status, "reason": why or EXPERIMENT_STATUS[status]})
     return out
 
 
@@ -273,10 +399,14 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
     full = {}
     if (run_dir / "reproduction.json").exists():
         full = json.loads((run_dir / "reproduction.json").read_text()).get("results", {})
-    results = full or rep.get("results") or {}
+    # each results file's own map of what reproduces what, checked against the plan's ids
+    results = resolve_reproduces(plan, full or rep.get("results") or {})
     rows, before_after = comparison(plan, results)
     seed_runs = json.loads((run_dir / "reproduction.json").read_text()).get("seed_runs") \
         if (run_dir / "reproduction.json").exists() else None
+    if seed_runs:
+        seed_runs = {k: {**run, "results": resolve_reproduces(plan, run.get("results") or {})}
+                     for k, run in seed_runs.items()}
     claims = claims_across_seeds(plan, seed_runs, (state.get("grade") or {}).get("checks") or []) if seed_runs else []
     if claims:  # the reported-vs-reproduced rows get their interval too
         by_key = {(c["experiment"], c.get("paper")): c for c in claims if not c.get("comparative")}
@@ -312,11 +442,19 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
     loop = state.get("loop") or {}
     if loop.get("guide_calls"):
         warnings.append(f"Guided run (the model is weak): {decided_text(loop)}; see 'The coding agent'.")
+    warnings += [f"What reproduces what: {r['mapping_error']} — its map was ignored, and its metrics were joined "
+                 "to the paper's targets by name." for r in results.values() if r.get("mapping_error")]
     f = plan.get("fields") or {}
     if f:
         warnings.append(f"Plan: of {f.get('kept', 0) + f.get('replaced', 0)} values the model gave, grounding kept "
                         f"{f.get('kept', 0)} and replaced {f.get('replaced', 0)}; it added {f.get('added', 0)} from the "
                         "paper (each field in plan/stage-*.json).")
+    experiments = experiment_status(plan, results, loop, rep, (grade or {}).get("checks"), claims)
+    by_id = {e["id"]: e for e in experiments}
+    for row in rows:  # a row with nothing reproduced says why: its experiment's status
+        if row.get("reproduced") is None and not row.get("why") and row["experiment_id"] in by_id:
+            e = by_id[row["experiment_id"]]
+            row["why"] = f"{e['status']}: {e['reason']}"
     return {
         "run_id": cfg.run_id,
         "status": status,
@@ -330,8 +468,10 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "plan_notes": plan.get("notes", []),
         "deviations": plan.get("deviations", []),
         "assets": assets_used(run_dir / "assets.json"),
-        "experiments": experiment_status(plan, results, loop, rep, (grade or {}).get("checks"), claims),
+        "experiments": experiments,
+        "experiment_status": EXPERIMENT_STATUS,
         "claims": claims,
+        "paper_claims": paper_claims(plan, results),
         "seeds": sorted(int(s) for s in seed_runs) if seed_runs else [cfg.seed],
         "comparison": rows,
         "before_after": before_after,

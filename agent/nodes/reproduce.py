@@ -28,8 +28,11 @@ def reproduce(state: RunState, runtime: Runtime[RunContext]) -> dict:
     # what the budgets leave, but never less than a minute: the loop's exit promised a graded submission
     timeout = max(60.0, min(cfg.reproduce_timeout_s, b.max_sandbox_s - spent, wall_left))
     ctx.progress("node", name="reproduce", detail=f"fresh sandbox, REPRO_SEED={cfg.seed}")
+    # the script's progress lines (experiment, step, loss, elapsed) as they come: the CLI prints them,
+    # the run page shows them (events.jsonl); reproduction/reproduce.log grows with them
     rep = run_reproduction(sub, cfg.run_dir / "reproduction", ctx.sandbox_factory, timeout=timeout,
-                           progress=lambda line: ctx.progress("log", line=line), seed=cfg.seed)
+                           progress=lambda line: ctx.progress("log", line=line), seed=cfg.seed,
+                           on_progress=lambda ev: ctx.progress("progress", **ev))
     data = rep.to_dict()
     data["dir"] = "reproduction"
     spent = float(data.get("duration_s") or 0.0)
@@ -51,7 +54,8 @@ def _more_seeds(ctx: RunContext, sub, timeout: float, first: dict) -> tuple[dict
     def one(seed: int) -> dict:
         ctx.progress("node", name="reproduce", detail=f"fresh sandbox, REPRO_SEED={seed} ({cfg.seeds} seeds)")
         r = run_reproduction(sub, cfg.run_dir / "reproduction-seeds" / str(seed), ctx.sandbox_factory,
-                             timeout=timeout, seed=seed).to_dict()
+                             timeout=timeout, seed=seed, source=f"reproduce seed {seed}",
+                             on_progress=lambda ev: ctx.progress("progress", **ev)).to_dict()
         return {"ok": r["ok"], "summary": r["summary"], "duration_s": r["duration_s"], "ignored": r["ignored"],
                 "results": {e: {k: v for k, v in res.items() if k in ("metrics", "before", "file", "info")}
                             for e, res in r["results"].items()}}

@@ -43,8 +43,8 @@ def hub_ids(text: str) -> list[str]:
     return out[:2]
 
 
-def _substitute(broker, kind: str, paper_name: str, why: str) -> Chosen:
-    entry = catalogue.closest(kind, paper_name)
+def _substitute(broker, kind: str, paper_name: str, why: str, entry=None) -> Chosen:
+    entry = entry or catalogue.closest(kind, paper_name)
     reason = f"{why}: the closest asset available locally is {entry.about}"
     if broker is not None:
         broker.catalogue(entry, by="plan", stands_in_for=paper_name, reason=why)
@@ -53,7 +53,20 @@ def _substitute(broker, kind: str, paper_name: str, why: str) -> Chosen:
                                       ours=entry.name if kind == "model" else entry.about, reason=reason))
 
 
-def choose_model(broker, paper_model: str, offline: Offline) -> Chosen:
+def encoder_entry():
+    """The catalogue's encoder: what stands in for any paper model on an encoder task."""
+    return next(e for e in catalogue.ENTRIES if e.kind == "model" and e.role == "encoder")
+
+
+def is_decoder(paper_model: str) -> bool:
+    return catalogue.closest("model", paper_model or "").role == "causal-lm"
+
+
+def choose_model(broker, paper_model: str, offline: Offline, decoder_task: bool = False) -> Chosen:
+    """The plan's (encoder) model. On an encoder task a decoder-only paper model is substituted by
+    the encoder, never by a decoder; on a decoder task (causal-LM recipes, or a decoder paper with
+    no encoder recipe) the causal model stands in (build_plan's 'base model (causal LM)'
+    deviation) and the encoder is only the scaffolds' default, no substitution of its own."""
     entry = catalogue.lookup("model", paper_model) or (
         catalogue.ENTRIES[0] if _norm(offline.encoder) and (_norm(paper_model) in _norm(offline.encoder)
                                                             and len(_norm(paper_model)) >= 6) else None)
@@ -61,9 +74,11 @@ def choose_model(broker, paper_model: str, offline: Offline) -> Chosen:
         if broker is not None:
             broker.catalogue(entry, by="plan")
         return Chosen(name=entry.name, own=True)
-    if catalogue.closest("model", paper_model).role == "causal-lm":  # the sft/dpo recipes keep SmolLM2
-        return _substitute(broker, "model", paper_model, "a decoder-only model: the classification scaffolds "
-                                                         "need an encoder")
+    if is_decoder(paper_model):
+        if decoder_task:
+            return Chosen(name=encoder_entry().name, own=False)
+        return _substitute(broker, "model", paper_model, f"{paper_model} is a decoder-only model and the "
+                           "classification scaffolds need an encoder", entry=encoder_entry())
     return _fetch(broker, "model", paper_model, hub_ids(paper_model))
 
 

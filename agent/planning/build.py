@@ -1,16 +1,62 @@
 """Assemble the plan from the grounded stages: experiments with ids and targets, the scale-down,
-and every substitution this machine forces, each a deviation with its reason."""
+and every substitution this machine forces, each a deviation with its reason — the paper's own
+method planned on a recipe that is not that method included ("approximated by LoRA: no recipe
+implements <method>") — and the deviations checked for consistency (``check_deviations``: a
+decoder never stands in for an encoder task's model)."""
 from __future__ import annotations
 
 from agent.context import Offline
 from agent.plan import Deviation, Experiment, Hyper, Plan, Reported
 from agent.planning import grounding as g
-from agent.planning.assets import choose_dataset, choose_model
+from agent.planning.assets import choose_dataset, choose_model, encoder_entry, is_decoder
 from agent.recipes import get_recipe, registry
+from sandbox.broker import catalogue
 from papers.paper import Paper
 
 # cheapest first: a failure shows early (experiments without a recipe come last)
 RECIPE_ORDER = {"head": 0, "lora": 1, "qlora": 2, "full": 3, "sft": 4, "dpo": 5, "rlhf": 6}
+CAUSAL_RECIPES = ("sft", "dpo", "rlhf")
+
+
+def approximation(e: Experiment) -> Deviation | None:
+    """An experiment planned on a recipe whose method its own name and method do not name (the
+    paper's adapters on the LoRA scaffold): the recipe only approximates it."""
+    if not e.recipe:
+        return None
+    said = f"{e.name} {e.method}"
+    if g.ROW_PATTERNS[e.recipe].search(e.name) or g.RECIPE_PATTERNS[e.recipe].search(said):
+        return None
+    label = g.recipe_label(e.recipe)
+    return Deviation(what=f"method of {e.id}", paper=(e.method or e.name)[:120], ours=f"{label} (recipe {e.recipe})",
+                     reason=f"approximated by {label}: no recipe implements {e.name}")
+
+
+def check_deviations(deviations: list[Deviation], *, decoder_task: bool) -> tuple[list[Deviation], list[str]]:
+    """Deviations that contradict themselves or the task, fixed, each with a note: on an encoder
+    task the base model's stand-in is an encoder, never a decoder; a 'substitution' to the same
+    thing and a repeated one are dropped."""
+    causal = {_norm(a) for e in catalogue.ENTRIES if e.kind == "model" and e.role == "causal-lm"
+              for a in (e.name, *e.answers_to)}
+    out, notes = [], []
+    for d in deviations:
+        if d in out:
+            continue
+        if _norm(d.paper) == _norm(d.ours):
+            notes.append(f"deviation check: {d.what!r} substitutes {d.paper!r} with itself: dropped")
+            continue
+        if d.what == "base model" and not decoder_task and (_norm(d.ours) in causal or is_decoder(d.ours)):
+            enc = encoder_entry()
+            notes.append(f"deviation check: {d.what!r} put the decoder {d.ours!r} in for {d.paper!r} on an encoder "
+                         f"task: the stand-in is the encoder {enc.name!r}")
+            d = Deviation(what=d.what, paper=d.paper, ours=enc.name,
+                          reason=f"{d.paper} stands in as a classification model: the scaffolds need an encoder; "
+                                 f"the closest asset available locally is {enc.about}")
+        out.append(d)
+    return out, notes
+
+
+def _norm(text: str) -> str:
+    return "".join(c for c in (text or "").lower() if c.isalnum())
 
 
 def _ids(experiments: list[dict]) -> list[str]:
@@ -35,6 +81,7 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
     """``broker`` (sandbox.broker.Broker): fetches the paper's model and dataset, or says why not;
     None = the catalogue only (no ledger)."""
     experiments_in = sorted(s2["experiments"], key=lambda e: RECIPE_ORDER.get(e.get("recipe") or "", 99))
+    capable = bool(s1.get("capable"))
     befores = [Reported.model_validate(b) for b in s1.get("before") or []]
     if not befores and (found := g.find_reported(paper, "before")) is not None:
         befores = [found]
@@ -42,19 +89,21 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
     for eid, e in zip(_ids(experiments_in), experiments_in):
         targets = [Reported.model_validate(t) for t in e["targets"]]
         recipe = e.get("recipe")
-        # the row the paper's own labels tie to the recipe first; else the first target
-        after = (g.find_reported(paper, recipe) if recipe else None) or (targets[0] if targets else None)
+        # the row the paper's own labels tie to the recipe first; else the first target (a capable
+        # model's experiment leads with its own first target: never a row it did not pick)
+        after = (None if capable or not recipe else g.find_reported(paper, recipe)) or (targets[0] if targets else None)
         if after is not None:  # the recipe's own row leads: it names the experiment's metric
             targets = [after] + [t for t in targets if t != after]
         method = e.get("method") or (g.recipe_label(recipe) if recipe else "")
         if e.get("datasets"):
             method = (method + "; " if method else "") + "reported on " + ", ".join(e["datasets"][:4])
+        metric = g.metric_of(targets) if targets else next(iter(e.get("metrics") or []), g.metric_of(targets))
         experiments.append(Experiment(
-            id=eid, name=e["name"], method=method, recipe=recipe, metric=g.metric_of(targets),
-            reported_after=after, reported_before=next((b for b in befores if b.metric == g.metric_of(targets)), None),
-            before_targets=[b for b in befores if b.metric == g.metric_of(targets)],
+            id=eid, name=e["name"], method=method, recipe=recipe, metric=metric,
+            reported_after=after, reported_before=next((b for b in befores if b.metric == metric), None),
+            before_targets=[b for b in befores if b.metric == metric],
             claim=e.get("claim"), targets=targets,
-            metrics=list(dict.fromkeys([g.metric_of(targets)] * bool(targets) + list(e.get("metrics") or []))), evidence=e.get("evidence", "")))
+            metrics=list(dict.fromkeys([metric] + list(e.get("metrics") or []))), evidence=e.get("evidence", "")))
     shared = s2["shared"]
     paper_model, paper_dataset = shared["base_model"]["value"], shared["dataset"]["value"]
     hyper = Hyper()
@@ -77,8 +126,12 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
         if stated_bs > offline.max_batch_size:
             deviations.append(Deviation(what="batch size", paper=str(stated_bs), ours=str(hyper.batch_size),
                                         reason="CPU memory"))
-    # the paper's own model and data when the asset broker can have them, else the closest local ones
-    model, data = (choose_model(broker, paper_model, offline), choose_dataset(broker, paper_dataset))
+    # the paper's own model and data when the asset broker can have them, else the closest local ones;
+    # a decoder task: a causal-LM recipe, or a decoder paper model with no encoder recipe planned
+    decoder_task = any(e.recipe in CAUSAL_RECIPES for e in experiments) or (
+        is_decoder(paper_model) and not any(e.recipe for e in experiments))
+    model, data = (choose_model(broker, paper_model, offline, decoder_task=decoder_task),
+                   choose_dataset(broker, paper_dataset))
     deviations += [c.deviation for c in (model, data) if c.deviation is not None]
     if train_limit:
         hyper.train_limit = train_limit
@@ -110,7 +163,7 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
                     fields={by: sum(f["by"] == by for s in (s1, s2) for f in s.get("fields", []))
                             for by in ("kept", "replaced", "added")})
     decoder = g.guess_decoder(paper) or paper_model  # an RLHF paper's policy, not its reward model's encoder
-    if any(e.recipe in ("sft", "dpo", "rlhf") for e in experiments) and "smollm" not in decoder.lower():
+    if decoder_task and "smollm" not in decoder.lower():
         the_plan.deviations.append(Deviation(
             what="base model (causal LM)", paper=decoder, ours="SmolLM2-135M-Instruct (GGUF, de-quantised)",
             reason="offline machine: the only local decoder model"))
@@ -118,5 +171,9 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
         for d in get_recipe(r).deviations(the_plan, {"cuda": offline.cuda}):
             if d not in the_plan.deviations:
                 the_plan.deviations.append(d)
+    # the paper's method on a recipe that is not that method: first, so every status reason cites it
+    approximated = [d for d in map(approximation, experiments) if d is not None]
+    the_plan.deviations, checked = check_deviations(approximated + the_plan.deviations, decoder_task=decoder_task)
+    the_plan.notes += checked
     assert all(e.recipe is None or e.recipe in registry() for e in experiments)
     return the_plan

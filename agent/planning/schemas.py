@@ -2,26 +2,31 @@
 from __future__ import annotations
 
 METRICS = ("accuracy", "error rate", "f1", "perplexity", "reward accuracy", "mean reward", "bleu", "other")
+#: a capable model names the metric as the paper's column does (grounding.METRIC_WORDS' names)
+METRICS_CAPABLE = ("accuracy", "error", "f1", "perplexity", "mean reward", "reward accuracy", "win rate", "BLEU",
+                   "ROUGE", "ROUGE-L", "METEOR", "NIST", "TER", "CIDEr", "MCC", "Pearson", "Spearman", "exact match",
+                   "precision", "recall", "score", "other")
 
 
-def claims_schema(ids: list[str], recipes: list[str]) -> dict:
+def claims_schema(ids: list[str], recipes: list[str], max_experiments: int = 6, max_results: int = 3) -> dict:
     """Stage 1: the paper's experiments, free-form, each with the result ids that support it."""
     result = {"type": "string", "enum": ids + ["none"]}
     return {
         "type": "object",
-        "properties": {"experiments": {"type": "array", "minItems": 1, "maxItems": 6, "items": {
+        "properties": {"experiments": {"type": "array", "minItems": 1, "maxItems": max_experiments, "items": {
             "type": "object",
             "properties": {"name": {"type": "string", "maxLength": 60},
                            "method": {"type": "string", "maxLength": 160},
                            "recipe": {"type": "string", "enum": recipes + ["none"]},
                            "claim": {"type": "string", "maxLength": 160},
-                           "results": {"type": "array", "items": result, "minItems": 1, "maxItems": 3}},
+                           "results": {"type": "array", "items": result, "minItems": 1, "maxItems": max_results}},
             "required": ["name", "method", "recipe", "claim", "results"], "additionalProperties": False}}},
         "required": ["experiments"], "additionalProperties": False,
     }
 
 
-def settings_schema(experiment_ids: list[str], ids: list[str]) -> dict:
+def settings_schema(experiment_ids: list[str], ids: list[str], metrics: tuple[str, ...] = METRICS,
+                    max_targets: int = 3) -> dict:
     """Stage 2: shared settings and, per experiment (E1..En), hyper-parameters, metrics, targets."""
     target = {"type": "string", "enum": ids} if ids else {"type": "string", "maxLength": 0}
     return {
@@ -36,9 +41,9 @@ def settings_schema(experiment_ids: list[str], ids: list[str]) -> dict:
                                "epochs": {"type": "integer", "minimum": 1, "maximum": 100},
                                "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
                                "learning_rate": {"type": "number"},
-                               "metrics": {"type": "array", "items": {"type": "string", "enum": list(METRICS)},
+                               "metrics": {"type": "array", "items": {"type": "string", "enum": list(metrics)},
                                            "minItems": 1, "maxItems": 2},
-                               "targets": {"type": "array", "items": target, "maxItems": 3}},
+                               "targets": {"type": "array", "items": target, "maxItems": max_targets}},
                 "required": ["experiment", "epochs", "batch_size", "learning_rate", "metrics", "targets"],
                 "additionalProperties": False}},
         },

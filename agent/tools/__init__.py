@@ -35,6 +35,9 @@ class ToolContext:
     nearly_spent: bool = False
     #: the run's asset broker (sandbox.broker.Broker); None: no assets beyond the image's
     broker: Any = None
+    #: the run's progress callback (agent.context.RunContext.progress): wait_job streams a job's
+    #: progress lines to it while it waits; None: nothing is streamed
+    progress: Callable[..., None] | None = None
 
 
 @dataclass

@@ -1,9 +1,17 @@
-"""Jobs for long work: detached, idempotent by name, re-attached (never restarted) after a resume."""
+"""Jobs for long work: detached, idempotent by name, re-attached (never restarted) after a resume.
+
+While ``wait_job`` waits, the job's log streams to the host (``logs/job-<name>.log``) and its
+progress lines (graders.reproduce.ProgressLines: experiment, step, loss, elapsed) go to the run's
+progress callback as ``progress`` events: the CLI prints them, the run page shows them.
+"""
 from __future__ import annotations
+
+import time
 
 from agent.tools import ToolContext, ToolResult, handler
 from agent.tools.shell import is_smoke_run
 from agent.tools.specs import JobStatus, StartJob, StopJob, WaitJob
+from graders.reproduce import ProgressLines, ProgressStream, experiments_of
 
 
 def describe(st: dict) -> str:
@@ -20,7 +28,7 @@ def describe(st: dict) -> str:
 
 
 def _meta(st: dict) -> dict:
-    return {"job": st.get("name"), "state": st.get("state"), "exit_code": st.get("exit_code"),
+    return {"job": st.get("name"), "state": st.get("state"), "exit_code": st.get("exit_code"), "log": st.get("log"),
             "seconds": st.get("seconds"), "smoke": is_smoke_run(st.get("command") or "")}
 
 
@@ -46,9 +54,39 @@ def job_status(a: JobStatus, ctx: ToolContext) -> ToolResult:
     return ToolResult(describe(st), ok=bool(st.get("exists")), meta=_meta(st))
 
 
+def _follower(ctx: ToolContext, name: str) -> ProgressStream | None:
+    """The job's progress follower, kept on the workspace between waits (a partial line, the
+    experiment it is at, the throttle); None when the job does not exist."""
+    follower = ctx.ws.job_followers.get(name)
+    if follower is not None:
+        return follower
+    st = ctx.ws.job_status(name, 0)
+    if not st.get("exists"):
+        return None
+    command = st.get("command") or ""
+    experiments: list[str] = []
+    if "reproduce.sh" in command:  # the experiments in the order the script runs them
+        try:
+            experiments = experiments_of(ctx.ws.read_text("reproduce.sh"))
+        except Exception:  # noqa: BLE001 - no script to read: the lines still stream, unnamed
+            experiments = []
+    source = "smoke job" if is_smoke_run(command) else f"job {name}"
+    progress = ctx.progress
+    parser = ProgressLines(experiments, source=source, started=time.monotonic() - float(st.get("seconds") or 0.0))
+    follower = ctx.ws.job_followers[name] = ProgressStream(parser, lambda ev: progress("progress", **ev))
+    return follower
+
+
 @handler("wait_job")
 def wait_job(a: WaitJob, ctx: ToolContext) -> ToolResult:
-    st = ctx.ws.wait_job(a.name, a.seconds)
+    follower = _follower(ctx, a.name) if ctx.progress is not None else None
+    if follower is None:
+        st = ctx.ws.wait_job(a.name, a.seconds)
+    else:
+        st = ctx.ws.wait_job(a.name, a.seconds, on_output=lambda chunk: follower(1, chunk))
+        if st.get("state") not in ("running", "starting"):  # the job ended: its last line, even without an end
+            follower.close()
+            ctx.ws.job_followers.pop(a.name, None)
     text = describe(st)
     if st.get("state") == "running":
         text += f"\n(still running after waiting {a.seconds} s; wait again or check later)"

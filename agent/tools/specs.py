@@ -183,7 +183,8 @@ def tool_schema(name: str, *, narrow: dict[str, list] | None = None) -> dict:
     params.pop("description", None)  # it is the tool's description, given once beside the schema
     params["additionalProperties"] = False
     for arg, values in (narrow or {}).items():
-        params["properties"][arg] = {"type": "string", "enum": list(values)}
+        kind = "integer" if values and all(isinstance(v, int) for v in values) else "string"
+        params["properties"][arg] = {"type": kind, "enum": list(values)}
     # a weak model must still send every argument it is told about; defaults stay documented
     return {"name": name, "description": " ".join((spec.__doc__ or "").split()), "parameters": params}
 

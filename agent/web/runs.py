@@ -14,6 +14,7 @@ from pathlib import Path
 
 from agent import review_store
 from agent.usage import plus
+from graders.reproduce import progress_text
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # The graph's main path, in order (agent/graph.py). review_plan / review_code run only when a
@@ -269,6 +270,8 @@ def describe(event: dict) -> str:
         return f"grading: {event.get('done')}/{event.get('total')} leaves"
     if kind == "log":
         return f"reproduction: {event.get('line', '')}"
+    if kind == "progress":  # the reproduction's or the smoke job's progress line, as the CLI prints it
+        return progress_text(event)
     return f"run: {detail}"
 
 
@@ -304,6 +307,9 @@ def live(d: Path) -> dict:
     out.update(
         activity=describe(events[-1]) if events else None,
         events=[describe(e) for e in events[-6:]],
+        # the latest progress line of a training script (the reproduction, the smoke job): stays shown
+        # while other events pass
+        training=next((describe(e) for e in reversed(events) if e.get("event") == "progress"), None),
         last_call=last_tool_call(d),
         budget={"turns": loop.get("turn") or 0, "max_turns": budgets.get("max_steps"),
                 "tokens": (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0),

@@ -79,6 +79,8 @@
         return '<span class="step ' + cls + '">' + s + "</span>";
       }).join(" ");
       box.querySelector("#activity").textContent = p.activity || p.note || "";
+      var training = box.querySelector("#training");
+      if (training) training.textContent = p.training || "";  // text: the script's own words
       box.querySelector("#loop-progress").textContent = loopLine(p.loop);
       box.querySelector("#budget").textContent = budgetLine(p.budget);
       var call = box.querySelector("#last-call");

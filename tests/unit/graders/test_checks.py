@@ -109,3 +109,48 @@ def test_proposals_are_validated_before_they_decide_a_leaf():
     why = {r["leaf_id"]: r for r in record}
     assert why["ok"]["used"] and not why["bad"]["used"] and "no printed number" in why["bad"]["why"]
     assert evaluate_all(checks["ok"], RESULTS)["passed"]
+
+
+def test_checks_read_the_results_files_reproduces_map_first(tmp_path):
+    """An experiment that writes one number per configuration: the word join picks the first key of
+    the metric's family, its own map says which number reproduces which printed cell."""
+    from graders.contract import read_results
+
+    frozen = {"value": 80.0, "text": "80.0", "table": "Table 1", "row": "Adapters", "column": "Frozen", "page": 3,
+              "metric": "accuracy"}
+    full = dict(frozen, value=84.0, text="84.0", column="Full")
+    plan = {"experiments": [{"id": "adapters", "name": "Adapters", "targets": [frozen, full]},
+                            {"id": "head", "name": "Head", "targets": []}]}
+    path = tmp_path / "results" / "adapters" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"metrics": {"accuracy_other": 0.5, "accuracy_a": 0.61, "accuracy_b": 0.83},
+                                "reproduces": {"accuracy_a": {"target": "T1"}, "accuracy_b": {"target": "T2"}}}))
+    (tmp_path / "results" / "head").mkdir()
+    (tmp_path / "results" / "head" / "metrics.json").write_text(json.dumps({"metrics": {"accuracy": 0.7}}))
+    results = read_results(tmp_path, 0.0, plan)[0]
+    close = Check(leaf_id="x", kind="close", experiment="adapters", metric="accuracy", paper=PaperValue(**{
+        k: v for k, v in full.items() if k != "metric"}), tolerance=3.0)
+    got = evaluate(close, results)
+    assert got["passed"] and got["key"] == "accuracy_b" and got["joined"] == "reproduces", got
+    assert got["arithmetic"].startswith("|83 - 84|")
+    # a comparison names a bare metric: with two mapped accuracy targets the name cannot tell, so the
+    # word join decides; the experiment on the other side has no map at all
+    greater = Check(leaf_id="y", kind="greater", experiment="adapters", metric="accuracy",
+                    other={"experiment": "head", "metric": "accuracy"})
+    assert evaluate(greater, results)["joined"] == "name"
+    path.write_text(json.dumps({"metrics": {"accuracy_other": 0.5, "accuracy_a": 0.61},
+                                "reproduces": {"accuracy_a": {"target": "T1"}}}))
+    one = read_results(tmp_path, 0.0, plan)[0]
+    got = evaluate(greater, one)  # one mapped accuracy target: that is the experiment's accuracy
+    assert got["key"] == "accuracy_a" and got["passed"] is False and "0.61 - 0.7" in got["arithmetic"]
+    # without the plan the map's ids name no cell: the word join is the fallback
+    assert evaluate(close, read_results(tmp_path, 0.0)[0])["joined"] == "name"
+
+
+def test_a_check_that_finds_no_number_says_what_the_file_has():
+    results = {"lora": {"metrics": {"f1_movie": 0.7, "loss": 0.3}, "before": {}, "file": "results/lora/metrics.json",
+                        "info": {}, "mapping_error": "results/lora/metrics.json: reproduces.f1: 'f1' is not a key"}}
+    got = evaluate(Check(leaf_id="a", kind="close", experiment="lora", metric="accuracy", paper=PAPER), results)
+    assert got["passed"] is False and got["reproduced"] is None
+    assert "its 'metrics': f1_movie, loss" in got["arithmetic"] and "column 'Accuracy'" in got["arithmetic"]
+    assert "'f1' is not a key" in got["arithmetic"]
