@@ -55,6 +55,26 @@ class Experiment(BaseModel):
     """Why it is in the plan (model pick, a results row of the paper, ...)."""
 
 
+class Claim(BaseModel):
+    """A claim of the paper, the unit of replication (graders.claims tests it on our numbers)."""
+
+    id: str
+    """C1, C2, ...: results files map metrics to it (metrics.json "reproduces")."""
+    text: str
+    kind: Literal["absolute", "comparative", "trend"]
+    experiments: list[str]
+    """The experiment ids it speaks of: the subject first (comparative: A of "A beats B"; trend:
+    in the order the trend runs)."""
+    relation: Literal["greater", "within", "increasing", "decreasing"] | None = None
+    margin: float = 0.0
+    """On the paper's scale: "within 1 point" is 1.0 on a 0-100 column."""
+    metric: str = "accuracy"
+    cells: list[Reported] = Field(default_factory=list)
+    """The paper's result cells that support it (table, row, column, page)."""
+    source: Literal["model", "paper"] = "model"
+    """'model': the planning model stated it; 'paper': derived from the paper's numbers."""
+
+
 class Deviation(BaseModel):
     what: str
     paper: str
@@ -88,6 +108,8 @@ class Plan(BaseModel):
     experiments: list[Experiment]
     hyper: Hyper = Hyper()
     deviations: list[Deviation] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
+    """The paper's claims; empty: graders.claims derives them from the experiments' numbers."""
     notes: list[str] = Field(default_factory=list)
     source: Literal["model", "fallback"] = "model"
     """'fallback' when the plan keeps no value the model gave: its answers were unusable, or

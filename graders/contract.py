@@ -203,13 +203,11 @@ def target_ids(experiment: dict) -> dict[str, tuple[dict, str]]:
 
 
 def claim_ids(plan: dict) -> dict[str, dict]:
-    """The paper's claims by id, as the coding agent is shown them: each experiment's claim, in the
-    plan's order, is C1, C2, ... -> {"text", "experiment"}."""
-    out: dict[str, dict] = {}
-    for e in plan.get("experiments") or []:
-        if e.get("claim"):
-            out[f"C{len(out) + 1}"] = {"text": e["claim"], "experiment": e["id"]}
-    return out
+    """The paper's claims by id, as the coding agent is shown them (graders.claims.plan_claims:
+    the plan's own, else those derived from its numbers) -> {"text", "experiment", "kind", ...}."""
+    from graders.claims import plan_claims  # claims reads this module's metric lookups
+
+    return {c["id"]: {**c, "experiment": (c.get("experiments") or [None])[0]} for c in plan_claims(plan)}
 
 
 def plan_ids(plan: dict | None, experiment: str) -> dict | None:

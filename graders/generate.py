@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from graders.claims import plan_claims
+
 from graders.evidence import fence, new_nonce
 from graders.judge import JudgeModel
 from graders.checks import Check, PaperValue, Quantity
@@ -173,6 +175,16 @@ def _comparisons(plan: dict) -> list[tuple[str, Check]]:
     return out
 
 
+def _testable_sentence(claim: dict) -> bool:
+    """Whether a substituted setup can test this claim's sentence: the model's comparisons and trends,
+    and the paper's sentences that state no number (\"A matches or beats B\"). The comparisons derived
+    from the paper's numbers are already checked leaves (_comparisons); a sentence with a number is an
+    absolute target the substitution makes unreachable."""
+    if claim.get("source") == "model":
+        return claim["kind"] != "absolute"
+    return claim["kind"] == "absolute" and not re.search(r"\d", claim["text"])
+
+
 def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
                  plan: dict | None = None) -> GeneratedRubric:
     """``plan``: the run's plan (a dict). Each result leaf for one of its target cells gets a check
@@ -267,7 +279,9 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
                           "Running reproduce.sh evaluates the trained model(s) and logs the paper's main metrics."))
 
     comparisons = _comparisons(plan) if plan is not None and substituted else []
-    claims = [(e, e["claim"]) for e in (plan or {}).get("experiments", []) if e.get("claim")] if substituted else []
+    exps = {e["id"]: e for e in (plan or {}).get("experiments", [])}
+    claims = [(exps[c["experiments"][0]], c["text"]) for c in plan_claims(plan or {})
+              if c["experiments"] and c["experiments"][0] in exps and _testable_sentence(c)] if substituted else []
     picked = _round_robin([method, results, comparisons, claims, execution, data + hparams], max_leaves)
     method_p, results_p, compare_p, claims_p, exec_p, setup_p = picked
 

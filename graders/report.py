@@ -238,7 +238,8 @@ def render_markdown(data: dict) -> str:
         if c.get("claim"):
             src += f"; claim {c['claim']['id']}"
         delta = "not comparable" if c.get("comparable") is False and got else _fmt(c.get("delta"), 2)
-        lines.append(f"| {c['experiment']} | {c['metric']} | {rep.get('text', '—')} | {_fmt(got.get('display'), 2)} | "
+        label = c["experiment"] + (f" ({c['approximation']})" if c.get("approximation") else "")
+        lines.append(f"| {label} | {c['metric']} | {rep.get('text', '—')} | {_fmt(got.get('display'), 2)} | "
                      f"{delta} | {prov} | {src} |")
     if any(c.get("comparable") is False for c in data.get("comparison", [])):
         why = next(c["not_comparable"] for c in data["comparison"] if c.get("comparable") is False)
@@ -260,11 +261,14 @@ def render_markdown(data: dict) -> str:
                         if c.get("n") else "—")
             lines.append(f"| {c['claim'][:90]} | {interval} | {c.get('n', 0)} | **{c['verdict']}** | {c['why']} |")
     if data.get("paper_claims"):
-        lines += ["", "## The paper's claims, and what the submission says reproduces them", "",
-                  "| id | claim | numbers the results files map to it |", "|---|---|---|"]
+        lines += ["", "## The paper's claims, tested on the reproduction's numbers", "",
+                  "| id | kind | claim | paper | ours | verdict | arithmetic |", "|---|---|---|---|---|---|---|"]
         for c in data["paper_claims"]:
-            got = "; ".join(f"{s['experiment']} {s['metric']} = {_fmt(s['value'], 4)}" for s in c["support"])
-            lines.append(f"| {c['id']} | {_cell(c['claim'])} | {got or 'none: ' + c['why']} |")
+            kind = c["kind"] + (f": {' vs '.join(c['experiments'])} {c['relation']}" if c.get("relation") else "")
+            paper = "; ".join(f"{t['text']} ({t['table']}, p. {t['page']})" for t in c.get("cells") or []) or "—"
+            ours = "; ".join(f"{e}: {', '.join(_fmt(v, 2) for v in vals) or '—'}" for e, vals in c["numbers"].items())
+            lines.append(f"| {c['id']} | {kind} | {_cell(c['claim'])} | {_cell(paper)} | {ours} | **{c['verdict']}** | "
+                         f"{_cell(c['why'])} |")
     checks = (data.get("grade") or {}).get("checks") or []
     if checks:
         lines += ["", "## Checked results", "", "| criterion | reproduced | paper | arithmetic | verdict |", "|---|---|---|---|---|"]

@@ -20,7 +20,8 @@ NOT_COMPARABLE = "not comparable"
 EXPERIMENT_STATUS = {
     "replicated": "it ran, and every check and claim that compares it with the paper passed",
     "results differ": "it ran, and a check or claim that compares it with the paper failed",
-    "inconclusive": "it ran, no check failed, and a claim across seeds cannot tell",
+    "inconclusive": "it ran, no check failed, and a claim cannot tell: its interval across seeds crosses the "
+                    "edge, or a number it compares with was not reproduced",
     "ran, no comparable target": "it ran, but no check or claim compares its numbers with the paper's "
                                  "(none exists, or the setup differs from the paper's)",
     "failed": "it was attempted, but the reproduction wrote no valid results for it",

@@ -15,7 +15,7 @@ from typing import Callable
 from agent.plan import Plan
 from agent.prompts import render
 from agent.recipes import registry
-from graders.contract import CONTRACT_TEXT
+from graders.contract import CONTRACT_TEXT, claim_ids
 from sandbox.broker import catalogue
 
 #: the completion reserve: the max_tokens each turn asks for (agent/loop/nodes.py)
@@ -40,6 +40,7 @@ def task_message(plan: Plan, paper, budget: str, brief: bool) -> dict:
         "agent_task.j2", title=paper.title, abstract=paper.abstract[:1500], experiments=plan.experiments,
         deviations=plan.deviations, hyper=hyper, recipes=", ".join(sorted(registry())),
         addendum=(plan.addendum or "")[:4000], budget=budget, brief=brief,
+        claims=claim_ids(json.loads(plan.model_dump_json())),
         model=_where("model", plan.model), dataset=_where("dataset", plan.dataset, plan.dataset_config))}
 
 

@@ -19,7 +19,8 @@ from agent.context import RunContext
 from agent.loop import trajectory
 from agent.loop.nodes import run_usage
 from agent.state import RunState
-from graders.contract import claim_ids, find_metric, mapped_metric, resolve_reproduces, target_ids
+from graders.contract import find_metric, mapped_metric, resolve_reproduces, target_ids
+from graders.claims import verdicts as claim_verdicts
 from graders.stats import EXPERIMENT_STATUS, NOT_COMPARABLE, claim_verdict, paired_verdict
 from graders.report import write_report
 from sandbox.broker import assets_used
@@ -83,6 +84,9 @@ def _row(exp: dict, target: dict | None, r: dict | None, where: str, label: str,
             row["claim"] = {"id": ref["claim"], "text": ref.get("claim_text")}
         delta = display - target["value"] if target else None
     row.update({"reproduced": reproduced, "delta": delta, "comparable": True})
+    approx = next((d for d in (plan or {}).get("deviations") or [] if d.get("what") == f"method of {exp['id']}"), None)
+    if approx is not None:  # the number is of the recipe that stands in for the paper's method
+        row["approximation"] = approx["reason"]
     if target and plan is not None and substituted(plan):
         # another setup than the paper's: its absolute number is not comparable with ours (no Δ shown)
         row["comparable"] = False
@@ -121,26 +125,24 @@ def comparison(plan: dict, results: dict) -> tuple[list[dict], list[dict]]:
     return rows, before_after
 
 
-def paper_claims(plan: dict, results: dict) -> list[dict]:
-    """The paper's claims as the coding agent was shown them (C1, C2, ...), each with the numbers
-    the results files say support it (their ``reproduces`` maps), or why there are none."""
+def paper_claims(plan: dict, results: dict, runs: list[dict]) -> list[dict]:
+    """The paper's claims (C1, C2, ...: graders.claims), each tested on the reproduced numbers of
+    every run (a seed each) — verdict and arithmetic — with the numbers the results files say
+    support it (their ``reproduces`` maps)."""
     out = []
-    for cid, c in claim_ids(plan).items():
+    setup = setup_text(plan) if substituted(plan) else None
+    for v in claim_verdicts(plan, runs, substituted=setup):
         support = []
         for eid, r in results.items():
             for m, ref in (r.get("reproduces") or {}).items():
                 where = "before" if (ref.get("target") or "").startswith("B") else "metrics"
-                if ref.get("claim") == cid and m in (r.get(where) or {}):
+                if ref.get("claim") == v["id"] and m in (r.get(where) or {}):
                     support.append({"experiment": eid, "metric": f"{where}.{m}", "value": r[where][m],
                                     "target": ref.get("target"), "file": f"reproduction/{r['file']}"})
-        if support:
-            why = "the results files map these numbers to it"
-        elif c["experiment"] not in results:
-            why = f"no results file for its experiment {c['experiment']!r}"
-        else:
-            why = ("no results file maps a number to it (reproduces.<metric>.claim); its experiment's numbers are "
-                   "joined to the paper's targets by name instead")
-        out.append({"id": cid, "claim": c["text"], "experiment": c["experiment"], "support": support, "why": why})
+        out.append({**v, "claim": v["text"], "support": support,
+                    "mapped": "the results files map these numbers to it" if support else
+                              "no results file maps a number to it (reproduces.<metric>.claim): found "
+                              + (", ".join(f"{e}: {h}" for e, h in v["found"].items()) or "none")})
     return out
 
 
@@ -449,7 +451,10 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         warnings.append(f"Plan: of {f.get('kept', 0) + f.get('replaced', 0)} values the model gave, grounding kept "
                         f"{f.get('kept', 0)} and replaced {f.get('replaced', 0)}; it added {f.get('added', 0)} from the "
                         "paper (each field in plan/stage-*.json).")
-    experiments = experiment_status(plan, results, loop, rep, (grade or {}).get("checks"), claims)
+    runs = [run.get("results") or {} for run in seed_runs.values()] if seed_runs else [results]
+    tested = paper_claims(plan, results, runs)
+    deciding = claims + [{**c, "claim": f"{c['id']} ({c['kind']}): {c['text']}"} for c in tested]
+    experiments = experiment_status(plan, results, loop, rep, (grade or {}).get("checks"), deciding)
     by_id = {e["id"]: e for e in experiments}
     for row in rows:  # a row with nothing reproduced says why: its experiment's status
         if row.get("reproduced") is None and not row.get("why") and row["experiment_id"] in by_id:
@@ -471,7 +476,7 @@ def build_report_data(state: dict, cfg, models: dict) -> dict:
         "experiments": experiments,
         "experiment_status": EXPERIMENT_STATUS,
         "claims": claims,
-        "paper_claims": paper_claims(plan, results),
+        "paper_claims": tested,
         "seeds": sorted(int(s) for s in seed_runs) if seed_runs else [cfg.seed],
         "comparison": rows,
         "before_after": before_after,

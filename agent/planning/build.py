@@ -5,12 +5,15 @@ implements <method>") — and the deviations checked for consistency (``check_de
 decoder never stands in for an encoder task's model)."""
 from __future__ import annotations
 
+import json
+
 from agent.context import Offline
-from agent.plan import Deviation, Experiment, Hyper, Plan, Reported
+from agent.plan import Claim, Deviation, Experiment, Hyper, Plan, Reported
 from agent.planning import grounding as g
 from agent.planning.assets import choose_dataset, choose_model, encoder_entry, is_decoder
 from agent.recipes import get_recipe, registry
 from sandbox.broker import catalogue
+from graders.claims import derive_claims
 from papers.paper import Paper
 
 # cheapest first: a failure shows early (experiments without a recipe come last)
@@ -175,5 +178,25 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
     approximated = [d for d in map(approximation, experiments) if d is not None]
     the_plan.deviations, checked = check_deviations(approximated + the_plan.deviations, decoder_task=decoder_task)
     the_plan.notes += checked
+    the_plan.claims = plan_claims(s1.get("claims") or [], experiments, the_plan)
     assert all(e.recipe is None or e.recipe in registry() for e in experiments)
     return the_plan
+
+
+def plan_claims(given: list[dict], experiments: list[Experiment], the_plan: Plan) -> list[Claim]:
+    """The model's claims with experiment ids for its names (stage 1 checked them); none given: the
+    claims the plan's own numbers make (graders.claims.derive_claims: each experiment's claim, and
+    the paper's comparison of every two experiments it scores in one column)."""
+    by_name = {e.name: e for e in experiments}
+    out = []
+    for c in given:
+        exps = [by_name[n] for n in c["experiments"] if n in by_name]
+        if len(exps) != len(c["experiments"]):
+            continue
+        metric = c.get("metric") or exps[0].metric
+        out.append(Claim(id=f"C{len(out) + 1}", text=c["text"], kind=c["kind"], experiments=[e.id for e in exps],
+                         relation=c.get("relation"), margin=c.get("margin") or 0.0, metric=metric,
+                         cells=c.get("cells") or [], source="model"))
+    if out:
+        return out
+    return [Claim.model_validate(c) for c in derive_claims(json.loads(the_plan.model_dump_json()))]

@@ -8,21 +8,34 @@ METRICS_CAPABLE = ("accuracy", "error", "f1", "perplexity", "mean reward", "rewa
                    "precision", "recall", "score", "other")
 
 
-def claims_schema(ids: list[str], recipes: list[str], max_experiments: int = 6, max_results: int = 3) -> dict:
-    """Stage 1: the paper's experiments, free-form, each with the result ids that support it."""
+def claims_schema(ids: list[str], recipes: list[str], max_experiments: int = 6, max_results: int = 3,
+                  with_claims: bool = False) -> dict:
+    """Stage 1: the paper's experiments, free-form, each with the result ids that support it; with
+    ``with_claims`` (a capable model) the paper's claims too, each with its kind, the experiments it
+    compares (by name) and the result ids that support it."""
     result = {"type": "string", "enum": ids + ["none"]}
-    return {
+    props = {"experiments": {"type": "array", "minItems": 1, "maxItems": max_experiments, "items": {
         "type": "object",
-        "properties": {"experiments": {"type": "array", "minItems": 1, "maxItems": max_experiments, "items": {
+        "properties": {"name": {"type": "string", "maxLength": 60},
+                       "method": {"type": "string", "maxLength": 160},
+                       "recipe": {"type": "string", "enum": recipes + ["none"]},
+                       "claim": {"type": "string", "maxLength": 160},
+                       "results": {"type": "array", "items": result, "minItems": 1, "maxItems": max_results}},
+        "required": ["name", "method", "recipe", "claim", "results"], "additionalProperties": False}}}
+    if with_claims:
+        props["claims"] = {"type": "array", "maxItems": 8, "items": {
             "type": "object",
-            "properties": {"name": {"type": "string", "maxLength": 60},
-                           "method": {"type": "string", "maxLength": 160},
-                           "recipe": {"type": "string", "enum": recipes + ["none"]},
-                           "claim": {"type": "string", "maxLength": 160},
-                           "results": {"type": "array", "items": result, "minItems": 1, "maxItems": max_results}},
-            "required": ["name", "method", "recipe", "claim", "results"], "additionalProperties": False}}},
-        "required": ["experiments"], "additionalProperties": False,
-    }
+            "properties": {"text": {"type": "string", "maxLength": 300},
+                           "kind": {"type": "string", "enum": ["absolute", "comparative", "trend"]},
+                           "experiments": {"type": "array", "items": {"type": "string", "maxLength": 60},
+                                           "minItems": 1, "maxItems": 6},
+                           "relation": {"type": "string", "enum": ["greater", "within", "increasing", "decreasing",
+                                                                    "none"]},
+                           "margin": {"type": "number"},
+                           "results": {"type": "array", "items": result, "minItems": 1, "maxItems": 6}},
+            "required": ["text", "kind", "experiments", "relation", "margin", "results"],
+            "additionalProperties": False}}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
 def settings_schema(experiment_ids: list[str], ids: list[str], metrics: tuple[str, ...] = METRICS,

@@ -173,8 +173,8 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
     prompt = render("plan_claims.j2", marker=marker, title=paper.title, abstract=paper.abstract[:1200],
                     recipes=recipes, results=results, capable=capable, shortened=bool(shortened),
                     text=paper_text.replace(marker, ""))
-    schema = (claims_schema(ids, recipes, max_experiments=g.MAX_EXPERIMENTS, max_results=8) if capable
-              else claims_schema(ids, recipes))
+    schema = (claims_schema(ids, recipes, max_experiments=g.MAX_EXPERIMENTS, max_results=8, with_claims=True)
+              if capable else claims_schema(ids, recipes))
 
     def check(obj: dict) -> str | None:
         found = items(obj, "experiments")
@@ -280,8 +280,10 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
             t = e["targets"][0] if e["targets"] else None
             e["claim"] = (f"{e['name']}: the paper reports {t['text']} ({t['table']}, {t['row']}, {t['column']})"
                           if t else f"the paper uses {e['name']}")[:160]
+    claims = _capable_paper_claims(answer, by_id, paper, experiments, text, marker, notes) \
+        if capable and answer is not None else []
     record = {"stage": 1, "source": source_of(answer, fields), "key": key, "model": ctx.model.name,
-              "capable": capable, "problems": problems, "model_answer": answer, "fields": fields,
+              "capable": capable, "problems": problems, "model_answer": answer, "fields": fields, "claims": claims,
               "candidates": dict(zip(ids, [g.reported(r, paper).model_dump() for r in cands])),
               "experiments": experiments, "before": [b.model_dump() for b in before], "notes": notes}
     stage.save(record, usage)
@@ -351,6 +353,55 @@ def _capable_claims(answer: dict, by_id: dict, paper: Paper, text: str, recipes:
         experiments.append({"name": name, "method": method, "recipe": recipe, "claim": claim,
                             "targets": targets, "evidence": "planned by the model; its result rows checked"})
     return experiments
+
+
+def _capable_paper_claims(answer: dict, by_id: dict, paper: Paper, experiments: list[dict], text: str,
+                          marker: str, notes: list[str]) -> list[dict]:
+    """A capable model's claims, each checked and kept as it gave them, or left out with a note:
+    its experiments must be planned ones (by name), its kind's relation must fit (a comparison
+    names two experiments and greater / within; a trend two or more and increasing / decreasing),
+    its result ids rows of the paper's result tables (an absolute claim needs one), and numbers
+    in its sentence the paper never prints are masked."""
+    planned = {_key(e["name"]): e["name"] for e in experiments}
+    out: list[dict] = []
+    for item in [i for i in answer.get("claims") or [] if isinstance(i, dict)]:
+        said = str(item.get("text") or "").replace(marker, "").strip()
+        claim_text = g.prose(said, text, marker)[:300]
+        kind, rel = item.get("kind"), item.get("relation")
+        names = [str(n) for n in item.get("experiments") or []]
+        unknown = [n for n in names if _key(n) not in planned]
+        label = f"claim {said[:60]!r}"
+        if not claim_text:
+            notes.append(f"{label}: not a sentence: left out")
+            continue
+        if unknown:
+            notes.append(f"{label}: names experiments that are not planned ({', '.join(unknown[:3])}): left out")
+            continue
+        exps = [planned[_key(n)] for n in names]
+        if kind == "absolute":
+            rel = None
+        elif kind == "comparative" and (len(exps) != 2 or rel not in ("greater", "within")):
+            notes.append(f"{label}: a comparison names two experiments and 'greater' or 'within': left out")
+            continue
+        elif kind == "trend" and (len(exps) < 2 or rel not in ("increasing", "decreasing")):
+            notes.append(f"{label}: a trend names two or more experiments and 'increasing' or 'decreasing': left out")
+            continue
+        cells = []
+        for rid in [r for r in item.get("results") or [] if r != "none"]:
+            if rid in by_id:
+                cells.append(g.reported(by_id[rid], paper).model_dump())
+            else:
+                notes.append(f"{label}: result {rid!r} is no row of the paper's result tables: ignored")
+        if kind == "absolute" and not cells:
+            notes.append(f"{label}: an absolute claim without a result row of the paper: left out")
+            continue
+        margin = item.get("margin") if isinstance(item.get("margin"), (int, float)) else 0.0
+        if claim_text != said[:300]:
+            notes.append(f"{label}: numbers the paper never prints are masked")
+        out.append({"text": claim_text, "kind": kind, "experiments": exps, "relation": rel,
+                    "margin": abs(float(margin)), "cells": cells, "source": "model",
+                    "metric": cells[0]["metric"] if cells else None})
+    return out
 
 
 def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dict],

@@ -370,3 +370,55 @@ def test_a_table_with_datasets_as_rows_gives_each_method_its_experiment(tmp_path
     assert {"BERTBASE / Fine-tune", "BERTBASE / Adapters", "No BERT baseline"} <= set(names), names
     adapters = next(e for e in plan.experiments if e.name == "BERTBASE / Adapters")
     assert {t.column for t in adapters.targets} == {"BERTBASE / Adapters"} and adapters.recipe is None
+
+
+def test_a_capable_models_claims_are_kept_with_their_kinds_and_checked(tmp_path):
+    """Issue 21: the paper's claims are first-class — each with its kind, the experiments it compares
+    and its result cells; a claim naming an unplanned experiment, a comparison without two
+    experiments, an absolute claim without a cell are left out with a note."""
+    base = _capable_answers()[0]
+
+    def with_claims(messages, schema):
+        ids = _ids(messages[1]["content"])
+        answer = base(messages, schema)
+        answer["claims"] = [
+            {"text": "Adapters stay within 0.4 points of full fine-tuning", "kind": "comparative",
+             "experiments": ["Adapters", "Full fine-tuning"], "relation": "within", "margin": 0.4,
+             "results": [ids["Table 1|Adapters (ours)|SST-2"], ids["Table 1|Full fine-tuning|SST-2"]]},
+            {"text": "Freezing the down-projection costs accuracy", "kind": "trend",
+             "experiments": ["Adapters", "Adapters (Frozen)"], "relation": "decreasing", "margin": 0,
+             "results": [ids["Table 1|Adapters (Frozen)|SST-2"]]},
+            {"text": "Adapters reach 93.1 on SST-2", "kind": "absolute", "experiments": ["Adapters"],
+             "relation": "none", "margin": 0, "results": [ids["Table 1|Adapters (ours)|SST-2"]]},
+            {"text": "Adapters beat prefix tuning", "kind": "comparative", "experiments": ["Adapters", "Prefix"],
+             "relation": "greater", "margin": 0, "results": ["none"]},
+            {"text": "Adapters are good", "kind": "comparative", "experiments": ["Adapters"],
+             "relation": "greater", "margin": 0, "results": ["none"]},
+            {"text": "Adapters are cheap", "kind": "absolute", "experiments": ["Adapters"],
+             "relation": "none", "margin": 0, "results": ["none"]}]
+        return answer
+
+    plan, stages, model, _ = _plan(tmp_path, [with_claims, _capable_answers()[1]], peft_paper(), weak=False)
+    assert "claims" in model.requests[0]["schema"]["properties"]
+    ids = {e.name: e.id for e in plan.experiments}
+    got = [(c.id, c.kind, c.experiments, c.relation, c.margin, c.source) for c in plan.claims]
+    assert got == [("C1", "comparative", [ids["Adapters"], ids["Full fine-tuning"]], "within", 0.4, "model"),
+                   ("C2", "trend", [ids["Adapters"], ids["Adapters (Frozen)"]], "decreasing", 0.0, "model"),
+                   ("C3", "absolute", [ids["Adapters"]], None, 0.0, "model")]
+    assert [(t.row, t.column) for t in plan.claims[0].cells] == [("Adapters (ours)", "SST-2"),
+                                                                 ("Full fine-tuning", "SST-2")]
+    notes = stages[1]["notes"]
+    assert any("'Adapters beat prefix tuning'" in n and "not planned (Prefix)" in n for n in notes), notes
+    assert any("'Adapters are good'" in n and "two experiments" in n for n in notes), notes
+    assert any("'Adapters are cheap'" in n and "without a result row" in n for n in notes), notes
+
+
+def test_a_weak_models_plan_gets_claims_from_the_papers_numbers(tmp_path):
+    plan, _, model, _ = _plan(tmp_path, [_answer(lambda ids: {"experiments": [
+        {"name": "LoRA", "method": "lora", "recipe": "lora", "claim": "LoRA works", "results": ["none"]}]}),
+        {"task": "classification", "base_model": "x", "dataset": "y", "experiments": [
+            {"experiment": "E1", "epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "metrics": ["accuracy"],
+             "targets": []}]}], weak=True)
+    assert "claims" not in model.requests[0]["schema"]["properties"]  # the weak model's grammar is unchanged
+    assert plan.claims and all(c.source == "paper" for c in plan.claims)
+    assert {c.kind for c in plan.claims} <= {"absolute", "comparative"}

@@ -38,7 +38,12 @@ def _write(root, exp: str, data: dict):
 def test_ids_are_the_plans_in_order():
     assert list(target_ids(PLAN["experiments"][0])) == ["T1", "T2", "B1"]
     assert target_ids(PLAN["experiments"][0])["T2"][0]["column"] == "Full"
-    assert {k: v["experiment"] for k, v in claim_ids(PLAN).items()} == {"C1": "adapters", "C2": "head"}
+    # each experiment's claim sentence, then the comparison the paper's numbers make (one column)
+    claims = claim_ids(PLAN)
+    assert {k: v["experiment"] for k, v in claims.items()} == {"C1": "adapters", "C2": "head", "C3": "adapters"}
+    # 84.0 against 84.4 in one column: the paper's comparison is "within a point", not a ranking
+    assert (claims["C3"]["kind"], claims["C3"]["experiments"], claims["C3"]["relation"], claims["C3"]["margin"]) == \
+        ("comparative", ["adapters", "full"], "within", 1.0)
 
 
 @pytest.mark.parametrize("reproduces,error", [
@@ -64,7 +69,7 @@ def test_ids_the_plan_lacks_are_errors_when_the_plan_is_known(tmp_path):
     with pytest.raises(ContractError, match=r"'T3' is not a target of this experiment in the plan \(its targets: "
                                             r"T1, T2, B1\)"):
         parse_result(path, plan_ids(PLAN, "adapters"))
-    with pytest.raises(ContractError, match=r"'C9' is not a claim of the plan \(its claims: C1, C2\)"):
+    with pytest.raises(ContractError, match=r"'C9' is not a claim of the plan \(its claims: C1, C2, C3\)"):
         parse_result(_write(tmp_path, "adapters", {**FILE, "reproduces": {"accuracy_full": {"claim": "C9"}}}),
                      plan_ids(PLAN, "adapters"))
 
@@ -102,13 +107,14 @@ def test_the_coding_agent_is_shown_the_map_and_the_ids_it_names():
     plan = Plan.model_validate({"task": "t", "paper_model": "m", "paper_dataset": "d", "experiments": [
         {**e, "claim": e["claim"] or None} for e in PLAN["experiments"]]})
     kw = dict(title="T", abstract="A", experiments=plan.experiments, deviations=[], hyper="h", recipes="r",
-              addendum="", budget="b", model="m", dataset="d")
+              addendum="", budget="b", model="m", dataset="d", claims=claim_ids(PLAN))
     text = render("agent_task.j2", brief=False, **kw)
     for eid in ("adapters", "full"):
         exp = next(e for e in PLAN["experiments"] if e["id"] == eid)
         for tid, (t, where) in target_ids(exp).items():
             assert f'{tid}: paper{", before training:" if where == "before" else ""} accuracy {t["text"]} ' \
                    f'(Table 1, row "{t["row"]}", column "{t["column"]}"' in text
-    for cid, c in claim_ids(PLAN).items():
-        assert f"claim {cid}: {c['text']}" in text
+    for cid, c in claim_ids(PLAN).items():  # each with its kind, a comparison with what it compares
+        assert f"- {cid} [{c['kind']}" in text and f"]: {c['text']}" in text
+    assert "- C3 [comparative: adapters vs full within (margin 1.0)]: " in text
     assert "T1:" not in render("agent_task.j2", brief=True, **kw)  # the guided weak model's task is unchanged

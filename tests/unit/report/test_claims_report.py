@@ -1,0 +1,120 @@
+"""The paper's claims are the unit of replication: each has a kind and is tested on the
+reproduction's own numbers (graders.claims), its verdict decides its experiment's status, and a
+report whose numbers contradict the paper's claim says so everywhere — report.json, report.md,
+report.html — even though every results file is there."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from agent.config import RunConfig
+from agent.nodes.report import build_report_data
+from graders.claims import derive_claims, verdict
+from graders.files import write_json
+from graders.report import write_report
+from graders.stats import NOT_COMPARABLE
+
+
+def _cell(value: float, row: str, column: str = "SST-2") -> dict:
+    return {"value": value, "text": f"{value:.1f}", "table": "Table 1", "row": row, "column": column, "page": 5,
+            "metric": "accuracy"}
+
+
+ADAPTERS, FULL = _cell(84.0, "Adapters (0.5%)"), _cell(84.4, "Full fine-tuning")
+PLAN = {"task": "text classification", "paper_model": "BERT-large", "paper_dataset": "GLUE",
+        "experiments": [
+            {"id": "adapters", "name": "Adapters", "recipe": None, "targets": [ADAPTERS], "metric": "accuracy",
+             "claim": "adapters reach 84.0 on SST-2"},
+            {"id": "full", "name": "Full fine-tuning", "recipe": "full", "targets": [FULL], "metric": "accuracy"}],
+        "claims": [
+            {"id": "C1", "text": "Adapters come within 0.4 points of full fine-tuning", "kind": "comparative",
+             "experiments": ["adapters", "full"], "relation": "within", "margin": 1.0, "metric": "accuracy",
+             "cells": [ADAPTERS, FULL], "source": "model"},
+            {"id": "C2", "text": "Adapters reach 84.0 on SST-2", "kind": "absolute", "experiments": ["adapters"],
+             "relation": None, "margin": 0.0, "metric": "accuracy", "cells": [ADAPTERS], "source": "model"}],
+        "deviations": [{"what": "base model", "paper": "BERT-large", "ours": "all-MiniLM-L6-v2",
+                        "reason": "offline machine"}]}
+
+
+def _results(adapters: float, full: float) -> dict:
+    return {e: {"metrics": {"accuracy": v}, "before": {}, "file": f"results/{e}/metrics.json", "info": {},
+                "reproduces": {}} for e, v in (("adapters", adapters), ("full", full))}
+
+
+def _report(tmp_path, adapters: float, full: float, plan: dict = PLAN) -> dict:
+    cfg = RunConfig(run_id="r", runs_dir=tmp_path, paper_path=tmp_path / "paper.pdf", sandbox_backend="fake")
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    results = _results(adapters, full)
+    rep = {"ok": True, "returncode": 0, "summary": "succeeded", "start_time": 1.0, "results": results, "ignored": []}
+    write_json(cfg.run_dir / "reproduction.json", rep)
+    state = {"status": "done", "plan": plan, "reproduction": rep, "paper": {"title": "Adapters"},
+             "loop": {"exit": "submitted", "turn": 0}}
+    data = build_report_data(state, cfg, {"agent": "a", "judge": "j"})
+    write_report(data, cfg.run_dir)
+    return data
+
+
+def test_numbers_that_support_the_comparative_claim_and_numbers_that_contradict_it_get_opposite_verdicts(tmp_path):
+    good = _report(tmp_path / "good", adapters=0.801, full=0.805)
+    bad = _report(tmp_path / "bad", adapters=0.61, full=0.70)
+    g1, b1 = (next(c for c in d["paper_claims"] if c["id"] == "C1") for d in (good, bad))
+    assert g1["verdict"] == "replicated" and "-0.4" in g1["arithmetic"]  # 80.1 - 80.5, on the paper's scale
+    assert b1["verdict"] == "not replicated" and "-9" in b1["arithmetic"]
+    status = {d_name: {e["id"]: e for e in d["experiments"]} for d_name, d in (("good", good), ("bad", bad))}
+    assert status["good"]["adapters"]["status"] == "replicated"
+    assert status["bad"]["adapters"]["status"] == "results differ" and "C1" in status["bad"]["adapters"]["reason"]
+    # the absolute claim on a substituted setup: shown, never tested
+    assert all(next(c for c in d["paper_claims"] if c["id"] == "C2")["verdict"] == NOT_COMPARABLE for d in (good, bad))
+
+
+def test_every_results_file_present_but_the_claim_failing_is_replicated_nowhere(tmp_path):
+    data = _report(tmp_path, adapters=0.61, full=0.70)
+    assert set(data["reproduction"]["results"]) == {"adapters", "full"}  # both results files are there
+    run = tmp_path / "r"
+    saved = json.loads((run / "report.json").read_text())
+    assert not [e for e in saved["experiments"] if e["status"] == "replicated"]
+    assert not [c for c in saved["paper_claims"] if c["verdict"] == "replicated"]
+    md = (run / "report.md").read_text()
+    assert not re.search(r"\*\*replicated\*\*|\| replicated \|", md)
+    html = (run / "report.html").read_text()
+    assert not re.search(r">replicated<", html)
+    assert "not replicated" in md and ">not replicated<" in html
+
+
+def test_a_trend_is_tested_pair_by_pair_and_across_seeds():
+    cells = [_cell(v, r) for v, r in ((90.0, "r=8"), (88.0, "r=4"), (80.0, "r=1"))]
+    plan = {"experiments": [{"id": i, "name": i, "targets": [c]} for i, c in zip(("r8", "r4", "r1"), cells)]}
+    claim = {"id": "C1", "text": "accuracy drops as the rank shrinks", "kind": "trend",
+             "experiments": ["r8", "r4", "r1"], "relation": "decreasing", "margin": 0.0, "cells": cells}
+
+    def runs(*seeds):
+        return [{e: {"metrics": {"accuracy": v}} for e, v in zip(("r8", "r4", "r1"), s)} for s in seeds]
+
+    held = verdict(claim, plan, runs((0.9, 0.85, 0.7), (0.91, 0.86, 0.72), (0.89, 0.84, 0.69)), substituted="x")
+    assert held["verdict"] == "replicated" and "over 3 seeds" in held["arithmetic"]
+    broken = verdict(claim, plan, runs((0.9, 0.92, 0.7), (0.9, 0.93, 0.71), (0.9, 0.925, 0.7)), substituted="x")
+    assert broken["verdict"] == "not replicated" and "r8 - r4" in broken["arithmetic"]
+    noisy = verdict(claim, plan, runs((0.9, 0.85, 0.7), (0.84, 0.88, 0.7)), substituted="x")
+    assert noisy["verdict"] == "inconclusive"
+    missing = verdict(claim, plan, runs((0.9, 0.85, 0.7))[:0] + [{"r8": {"metrics": {"accuracy": 0.9}}}],
+                      substituted=None)
+    assert missing["verdict"] == "inconclusive" and "r4, r1" in missing["why"]
+
+
+def test_a_metric_the_results_file_maps_to_the_claim_is_read_first():
+    claim = PLAN["claims"][0]
+    res = {"adapters": {"metrics": {"accuracy": 0.5, "acc_sst2": 0.80}, "reproduces": {"acc_sst2": {"claim": "C1"}}},
+           "full": {"metrics": {"accuracy": 0.805}}}
+    v = verdict(claim, PLAN, [res], substituted="x")
+    assert v["verdict"] == "replicated" and "mapped to C1" in v["found"]["adapters"]
+
+
+@pytest.mark.parametrize("a,b,relation", [(84.0, 84.4, "within"), (80.0, 84.4, "greater")])
+def test_a_plan_without_claims_gets_the_comparisons_its_numbers_make(a, b, relation):
+    plan = {"experiments": [{"id": "x", "name": "X", "targets": [_cell(a, "X")]},
+                            {"id": "y", "name": "Y", "targets": [_cell(b, "Y")]}]}
+    (c,) = derive_claims(plan)
+    assert (c["kind"], c["relation"]) == ("comparative", relation)
+    assert c["experiments"] == (["x", "y"] if relation == "within" else ["y", "x"])  # the higher one first
