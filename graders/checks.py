@@ -88,6 +88,42 @@ def load_sidecar(rubric_path: Path) -> dict[str, list[Check]]:
     return out
 
 
+def _same_cell(a: dict, b: dict) -> bool:
+    return (a.get("table"), a.get("row"), a.get("column")) == (b.get("table"), b.get("row"), b.get("column")) \
+        and abs(float(a.get("value", float("nan"))) - float(b.get("value", float("nan")))) < 1e-9
+
+
+def bind_to_plan(checks: dict[str, list[Check]], plan: dict | None) -> tuple[dict[str, list[Check]], list[str]]:
+    """A sidecar's checks with their experiment ids made the plan's. A rubric written beside a paper
+    names experiments as one plan did ("lora"); another plan (a capable model's) names them its own
+    way ("lora-query-value-r-4"). A check on a printed number belongs to the planned experiment that
+    targets that very cell; checks without a cell follow the id their sibling checks were bound to.
+    Returns the checks and a note per id rebound or left unbound (the check then finds no results)."""
+    exps = (plan or {}).get("experiments") or []
+    ids = {e.get("id") for e in exps}
+    if not exps or not checks:
+        return checks, []
+    alias: dict[str, str] = {}
+    for c in (c for cs in checks.values() for c in cs if c.paper and c.experiment not in ids):
+        cell = c.paper.model_dump()
+        owner = next((e["id"] for e in exps for t in e.get("targets") or [] if _same_cell(t, cell)), None)
+        owner = owner or next((e["id"] for e in exps for t in e.get("before_targets") or [] if _same_cell(t, cell)), None)
+        if owner:
+            alias.setdefault(c.experiment, owner)
+    notes = [f"checks of experiment {old!r} bound to the plan's {new!r} (it targets the same paper cells)"
+             for old, new in alias.items()]
+    unbound = sorted({c.experiment for cs in checks.values() for c in cs if c.experiment not in ids | set(alias)})
+    notes += [f"checks of experiment {x!r}: no planned experiment targets their paper cells; they find no results"
+              for x in unbound]
+
+    def bound(c: Check) -> Check:
+        other = c.other.model_copy(update={"experiment": alias.get(c.other.experiment, c.other.experiment)}) \
+            if c.other else None
+        return c.model_copy(update={"experiment": alias.get(c.experiment, c.experiment), "other": other})
+
+    return {leaf: [bound(c) for c in cs] for leaf, cs in checks.items()}, notes
+
+
 def evaluate_all(checks: list[Check], results: dict[str, dict]) -> dict:
     """One leaf's checks: passed when every one passes; the arithmetic of each, in order."""
     done = [evaluate(c, results) for c in checks]

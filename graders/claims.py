@@ -73,30 +73,45 @@ def plan_claims(plan: dict) -> list[dict]:
 
 
 def _cell_for(exp: dict, claim: dict) -> tuple[str | None, dict | None, str]:
-    """(target id, cell, where) of ``exp`` that the claim speaks of: its cell in the claim's column."""
+    """(target id, cell, where) of ``exp`` that the claim speaks of: its target in the claim's column,
+    a trained number first, else a before-training one (an experiment that is only evaluated)."""
     ids = target_ids(exp)
     cols = {c.get("column") for c in claim.get("cells") or []}
-    for tid, (t, where) in ids.items():
-        if t.get("column") in cols and where == "metrics":
-            return tid, t, where
+    for want in ("metrics", "before"):
+        for tid, (t, where) in ids.items():
+            if t.get("column") in cols and where == want:
+                return tid, t, where
     return None, None, "metrics"
 
 
-def number(results: dict, exp: dict | None, eid: str, claim: dict) -> tuple[float, str] | None:
+def number(results: dict, exp: dict | None, eid: str, claim: dict, *, by_cell: bool = False) -> tuple[float, str] | None:
     """(value, how found) of experiment ``eid`` for ``claim`` in one run's results: the metric its
-    results file maps to the claim, else the one it maps to the claim's cell, else by name."""
+    results file maps to the claim, else the one it maps to the claim's cell, else by name.
+    ``by_cell``: the claim is one column of a claim on several, where a metric mapped to the whole
+    claim cannot say which column it is — the cell's mapping comes first."""
     r = results.get(eid)
     if r is None:
         return None
     metrics = r.get("metrics") or {}
+    tid, cell, where = _cell_for(exp or {}, claim)
+    by_target = mapped_metric(r, target=tid, where=where) if tid is not None else None
+    if by_cell and by_target:
+        return by_target[1], f"{where}.{by_target[0]} (mapped to {tid})"
     for m, ref in (r.get("reproduces") or {}).items():
         if ref.get("claim") == claim["id"] and m in metrics:
             return metrics[m], f"metrics.{m} (mapped to {claim['id']})"
-    tid, cell, where = _cell_for(exp or {}, claim)
-    if tid is not None and (got := mapped_metric(r, target=tid, where=where)):
-        return got[1], f"metrics.{got[0]} (mapped to {tid})"
+    if by_target:
+        return by_target[1], f"{where}.{by_target[0]} (mapped to {tid})"
     got = find_metric(metrics, claim.get("metric") or "accuracy", (cell or {}).get("column", ""))
     return (got[1], f"metrics.{got[0]} (by name)") if got else None
+
+
+def _columns(claim: dict) -> list[list[dict]]:
+    """The claim's cells grouped by table column, in the order the claim gives them."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in claim.get("cells") or []:
+        groups.setdefault((c.get("table"), c.get("column")), []).append(c)
+    return list(groups.values())
 
 
 def _scaled(value: float, percent: bool) -> float:
@@ -105,7 +120,25 @@ def _scaled(value: float, percent: bool) -> float:
 
 def verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | None) -> dict:
     """One claim tested on ``runs`` (each a run's results: {experiment: results}). ``substituted``:
-    the setup's deviations in words, or None on the paper's own setup."""
+    the setup's deviations in words, or None on the paper's own setup. A claim whose cells span
+    several columns ("on both test sets") is tested column by column and holds only where each does."""
+    groups = _columns(claim)
+    if len(groups) <= 1:
+        return _verdict(claim, plan, runs, substituted=substituted)
+    parts = [(cells[0].get("column"), _verdict({**claim, "cells": cells}, plan, runs, substituted=substituted,
+                                               by_cell=True)) for cells in groups]
+    got = [p["verdict"] for _, p in parts]
+    final = next((v for v in ("not replicated", "inconclusive", NOT_COMPARABLE) if v in got), "replicated")
+    first = parts[0][1]
+    return {**first, "cells": claim.get("cells") or [], "verdict": final,
+            "numbers": {f"{e} [{col}]": v for col, p in parts for e, v in p["numbers"].items()},
+            "found": {f"{e} [{col}]": h for col, p in parts for e, h in p["found"].items()},
+            "columns": [{"column": col, "verdict": p["verdict"], "why": p["why"]} for col, p in parts],
+            "arithmetic": "; ".join(f"{col}: {p['arithmetic'] or p['why']}" for col, p in parts),
+            "why": "; ".join(f"{col}: {p['verdict']} ({p['why']})" for col, p in parts)}
+
+
+def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | None, by_cell: bool = False) -> dict:
     exps = {e["id"]: e for e in plan.get("experiments") or []}
     percent = percent_scale(claim.get("cells") or [])
     series: dict[str, list[float]] = {}
@@ -114,7 +147,7 @@ def verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | Non
     for eid in claim.get("experiments") or []:
         vals = []
         for res in runs:
-            got = number(res, exps.get(eid), eid, claim)
+            got = number(res, exps.get(eid), eid, claim, by_cell=by_cell)
             if got is not None:
                 vals.append(_scaled(got[0], percent))
                 found[eid] = got[1]

@@ -9,7 +9,7 @@ from agent.context import RunContext
 from graders.files import write_atomic
 from agent.state import RunState
 from graders.aggregate import aggregate, split_by_decider
-from graders.checks import load_sidecar, numeric_leaves
+from graders.checks import bind_to_plan, load_sidecar, numeric_leaves
 from graders.checks import propose as propose_checks
 from graders.contract import read_results
 from graders.judge_eval import quality as judge_quality
@@ -24,7 +24,8 @@ def _rubric(cfg, paper: Paper, judge, plan: dict | None = None) -> tuple[object,
     or bundled rubric, or written by the generator for its own leaves)."""
     for path in (cfg.rubric_path, Path(cfg.paper_path).with_name("rubric.json")):
         if path and Path(path).is_file():
-            return load_rubric(path), str(path), [], load_sidecar(Path(path))
+            checks, notes = bind_to_plan(load_sidecar(Path(path)), plan)
+            return load_rubric(path), str(path), notes, checks
     # graded against the plan: its targets get checks, its deviations shape the setup and result leaves
     generated = build_rubric(paper, judge, plan=plan)
     return generated.rubric, "generated from the paper", list(generated.warnings), dict(generated.checks)

@@ -39,8 +39,9 @@ def claims_schema(ids: list[str], recipes: list[str], max_experiments: int = 6, 
 
 
 def settings_schema(experiment_ids: list[str], ids: list[str], metrics: tuple[str, ...] = METRICS,
-                    max_targets: int = 3) -> dict:
-    """Stage 2: shared settings and, per experiment (E1..En), hyper-parameters, metrics, targets."""
+                    max_targets: int = 3, min_epochs: int = 1) -> dict:
+    """Stage 2: shared settings and, per experiment (E1..En), hyper-parameters, metrics, targets.
+    ``min_epochs`` 0 lets a capable model say an experiment is only evaluated (never trained)."""
     target = {"type": "string", "enum": ids} if ids else {"type": "string", "maxLength": 0}
     return {
         "type": "object",
@@ -51,7 +52,7 @@ def settings_schema(experiment_ids: list[str], ids: list[str], metrics: tuple[st
             "experiments": {"type": "array", "minItems": 1, "maxItems": len(experiment_ids), "items": {
                 "type": "object",
                 "properties": {"experiment": {"type": "string", "enum": experiment_ids},
-                               "epochs": {"type": "integer", "minimum": 1, "maximum": 100},
+                               "epochs": {"type": "integer", "minimum": min_epochs, "maximum": 100},
                                "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
                                "learning_rate": {"type": "number"},
                                "metrics": {"type": "array", "items": {"type": "string", "enum": list(metrics)},

@@ -388,8 +388,9 @@ def _capable_paper_claims(answer: dict, by_id: dict, paper: Paper, experiments: 
             continue
         cells = []
         for rid in [r for r in item.get("results") or [] if r != "none"]:
-            if rid in by_id:
-                cells.append(g.reported(by_id[rid], paper).model_dump())
+            if rid in by_id:  # the row's every score: "on both test sets" speaks of each column
+                cells += [c for c in (g.reported(x, paper).model_dump() for x in g.row_cells(paper, by_id[rid]))
+                          if c not in cells]
             else:
                 notes.append(f"{label}: result {rid!r} is no row of the paper's result tables: ignored")
         if kind == "absolute" and not cells:
@@ -425,7 +426,7 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     prompt = render("plan_experiments.j2", marker=marker, title=paper.title, abstract=paper.abstract[:1200],
                     experiments=[x.replace(marker, "") for x in planned], hyperparameters=hyper_lines,
                     results=results, capable=capable, text=paper_text.replace(marker, ""))
-    schema = (settings_schema(exp_ids, ids, metrics=METRICS_CAPABLE, max_targets=8) if capable
+    schema = (settings_schema(exp_ids, ids, metrics=METRICS_CAPABLE, max_targets=8, min_epochs=0) if capable
               else settings_schema(exp_ids, ids))
 
     def check(obj: dict) -> str | None:
@@ -472,11 +473,13 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
         said = said_by_exp.get(eid)
         hyper = {}
         for name in ("epochs", "batch_size", "learning_rate"):
+            given = (said or {}).get(name)
+            if name == "epochs" and capable and given == 0:
+                notes.append(f"{eid} {c['name']!r}: only evaluated, never trained (0 epochs, the model's answer)")
             if name in stated:
                 h = stated[name]
                 hyper[name] = {"value": h.value, "from": f"paper p. {h.page}"}
-                given = (said or {}).get(name)
-                if capable and isinstance(given, (int, float)) and not isinstance(given, bool) \
+                if given != 0 and capable and isinstance(given, (int, float)) and not isinstance(given, bool) \
                         and not _same_number(given, h.value):
                     notes.append(f"{eid} {c['name']!r}: {name} {given} from the model; the paper states "
                                  f"{h.value} (p. {h.page}): the paper's value is used")

@@ -398,15 +398,21 @@ def test_a_capable_models_claims_are_kept_with_their_kinds_and_checked(tmp_path)
              "relation": "none", "margin": 0, "results": ["none"]}]
         return answer
 
-    plan, stages, model, _ = _plan(tmp_path, [with_claims, _capable_answers()[1]], peft_paper(), weak=False)
+    settings = _capable_answers()[1]
+    settings["experiments"][2]["epochs"] = 0  # a model only evaluated: the schema lets a capable model say so
+    plan, stages, model, _ = _plan(tmp_path, [with_claims, settings], peft_paper(), weak=False)
     assert "claims" in model.requests[0]["schema"]["properties"]
+    assert model.requests[1]["schema"]["properties"]["experiments"]["items"]["properties"]["epochs"]["minimum"] == 0
+    assert any("only evaluated, never trained" in n for n in stages[2]["notes"]), stages[2]["notes"]
     ids = {e.name: e.id for e in plan.experiments}
     got = [(c.id, c.kind, c.experiments, c.relation, c.margin, c.source) for c in plan.claims]
     assert got == [("C1", "comparative", [ids["Adapters"], ids["Full fine-tuning"]], "within", 0.4, "model"),
                    ("C2", "trend", [ids["Adapters"], ids["Adapters (Frozen)"]], "decreasing", 0.0, "model"),
                    ("C3", "absolute", [ids["Adapters"]], None, 0.0, "model")]
-    assert [(t.row, t.column) for t in plan.claims[0].cells] == [("Adapters (ours)", "SST-2"),
-                                                                 ("Full fine-tuning", "SST-2")]
+    # a row the claim cites brings its every score: the claim is tested on each column it prints
+    assert [(t.row, t.column) for t in plan.claims[0].cells] == [
+        ("Adapters (ours)", "SST-2"), ("Adapters (ours)", "MRPC"), ("Full fine-tuning", "SST-2"),
+        ("Full fine-tuning", "MRPC")]
     notes = stages[1]["notes"]
     assert any("'Adapters beat prefix tuning'" in n and "not planned (Prefix)" in n for n in notes), notes
     assert any("'Adapters are good'" in n and "two experiments" in n for n in notes), notes

@@ -139,6 +139,10 @@ def test_submit_needs_reproduce_sh_and_a_smoke_run_of_these_files(ctx):
 
     ctx.loop["smoke"] = {"passed": True, "files": manifest_hash(ctx.ws.manifest)}
     assert run(ctx, "submit", note="done").updates["submitted"]["note"] == "done"
+    # the notes the prompt asks the agent to keep current change nothing reproduce.sh runs
+    run(ctx, "write_file", path="NOTES.md", content="- smoke passed; submitting\n")
+    ctx.ws.sync(step=2)
+    assert "NOTES.md" in ctx.ws.manifest and run(ctx, "submit", note="done").updates["submitted"]
     run(ctx, "write_file", path="reproduce.sh", content="echo changed\n")
     ctx.ws.sync(step=2)
     assert "changed since the last smoke run" in run(ctx, "submit", note="x").content

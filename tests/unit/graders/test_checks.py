@@ -154,3 +154,30 @@ def test_a_check_that_finds_no_number_says_what_the_file_has():
     assert got["passed"] is False and got["reproduced"] is None
     assert "its 'metrics': f1_movie, loss" in got["arithmetic"] and "column 'Accuracy'" in got["arithmetic"]
     assert "'f1' is not a key" in got["arithmetic"]
+
+
+def test_a_sidecar_written_for_one_plan_checks_another_plans_experiments():
+    """The variant paper's sidecar names its experiment "lora"; a capable model planned it as
+    "lora-query-value-r-4". Bound by the paper cells that experiment targets, every check passes on
+    the paper's own run filed under the new id (unbound, each found "no results file")."""
+    from pathlib import Path
+
+    from graders.checks import bind_to_plan
+    from graders.contract import read_results
+
+    root = Path(__file__).resolve().parents[3] / "papers" / "variant-lora-qv-macro-f1"
+    sidecar = load_sidecar(root / "rubric.json")
+    cells = [c.paper.model_dump() for cs in sidecar.values() for c in cs if c.paper]
+    plan = {"experiments": [{"id": "lora-query-value-r-4", "name": "LoRA (query, value), r = 4", "targets": cells},
+                            {"id": "before-fine-tuning", "name": "Before fine-tuning", "targets": []}]}
+    results = {"lora-query-value-r-4" if k == "lora" else k: v for k, v in read_results(root / "run", 0.0)[0].items()}
+    checks = [c for cs in sidecar.values() for c in cs]
+    assert all("no results file" in evaluate(c, results)["arithmetic"] for c in checks)
+    bound, notes = bind_to_plan(sidecar, plan)
+    assert notes == ["checks of experiment 'lora' bound to the plan's 'lora-query-value-r-4' (it targets the same "
+                     "paper cells)"]
+    for c in (c for cs in bound.values() for c in cs):
+        got = evaluate(c, results)
+        assert got["passed"] and c.experiment == "lora-query-value-r-4", got["arithmetic"]
+    assert bind_to_plan(sidecar, {"experiments": [{"id": "other", "targets": []}]})[1] == [
+        "checks of experiment 'lora': no planned experiment targets their paper cells; they find no results"]

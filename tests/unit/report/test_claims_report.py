@@ -118,3 +118,30 @@ def test_a_plan_without_claims_gets_the_comparisons_its_numbers_make(a, b, relat
     (c,) = derive_claims(plan)
     assert (c["kind"], c["relation"]) == ("comparative", relation)
     assert c["experiments"] == (["x", "y"] if relation == "within" else ["y", "x"])  # the higher one first
+
+
+def test_a_claim_on_two_test_sets_holds_only_where_each_column_does():
+    """The variant paper's shape: "LoRA lifts macro-F1 over the untrained model on both shifted test
+    sets", the untrained model an experiment with before-training targets only."""
+    lora = [_cell(77.1, "LoRA", "Movie"), _cell(68.5, "LoRA", "Amazon")]
+    untrained = [_cell(45.1, "Before fine-tuning", "Movie"), _cell(54.6, "Before fine-tuning", "Amazon")]
+    plan = {"experiments": [{"id": "lora", "name": "LoRA", "targets": lora, "before_targets": untrained},
+                            {"id": "before", "name": "Before fine-tuning", "targets": [], "before_targets": untrained}]}
+    claim = {"id": "C1", "text": "LoRA lifts macro-F1 on both test sets", "kind": "comparative",
+             "experiments": ["lora", "before"], "relation": "greater", "margin": 0.0, "metric": "f1",
+             "cells": [lora[0], untrained[0], lora[1], untrained[1]]}
+    refs = {"lora": {"f1_movie": {"target": "T1", "claim": "C1"}, "f1_amazon": {"target": "T2"}},
+            "before": {"f1_movie": {"target": "B1", "claim": "C1"}, "f1_amazon": {"target": "B2"}}}
+
+    def run(lora_after: tuple, untrained_scores: tuple) -> dict:
+        m, u = dict(zip(("f1_movie", "f1_amazon"), lora_after)), dict(zip(("f1_movie", "f1_amazon"), untrained_scores))
+        return {"lora": {"metrics": m, "before": u, "reproduces": refs["lora"]},
+                "before": {"metrics": {}, "before": u, "reproduces": refs["before"]}}
+
+    both = verdict(claim, plan, [run((0.75, 0.71), (0.45, 0.55)), run((0.76, 0.70), (0.46, 0.55))], substituted=None)
+    assert both["verdict"] == "replicated" and [c["verdict"] for c in both["columns"]] == ["replicated"] * 2
+    assert both["numbers"]["before [Amazon]"] == pytest.approx([55.0, 55.0])  # read from the untrained model's "before"
+    # movie lifts, Amazon falls: the claim "on both" does not hold, though the metric mapped to C1 does
+    one = verdict(claim, plan, [run((0.75, 0.50), (0.45, 0.55)), run((0.76, 0.50), (0.46, 0.55))], substituted=None)
+    assert one["verdict"] == "not replicated"
+    assert [c["verdict"] for c in one["columns"]] == ["replicated", "not replicated"] and "Amazon: not replicated" in one["why"]
