@@ -102,6 +102,8 @@ def number(results: dict, exp: dict | None, eid: str, claim: dict, *, by_cell: b
             return metrics[m], f"metrics.{m} (mapped to {claim['id']})"
     if by_target:
         return by_target[1], f"{where}.{by_target[0]} (mapped to {tid})"
+    if by_cell:  # a name join would let one number stand for every column the claim spans
+        return None
     got = find_metric(metrics, claim.get("metric") or "accuracy", (cell or {}).get("column", ""))
     return (got[1], f"metrics.{got[0]} (by name)") if got else None
 

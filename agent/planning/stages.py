@@ -355,6 +355,17 @@ def _capable_claims(answer: dict, by_id: dict, paper: Paper, text: str, recipes:
     return experiments
 
 
+def _named_cells(paper: Paper, row, sentence: str) -> list[dict]:
+    """The cells of a result row that a claim's sentence speaks of: those whose column it names or
+    whose printed number it quotes ("77.1 vs 45.1 on long movie reviews, 68.5 vs 54.6 on Amazon" —
+    both columns; "95.1 on SST-2" — one of nine), else the row's own cell."""
+    said = sentence.lower()
+    cells = [g.reported(x, paper).model_dump() for x in g.row_cells(paper, row)]
+    named = [c for c in cells if re.search(rf"(?<![\w.]){re.escape(c['text'].split('±')[0].strip())}(?![\w])", said)
+             or re.search(rf"(?<!\w){re.escape(c['column'].split(' / ')[-1].lower())}(?!\w)", said)]
+    return named or cells[:1]
+
+
 def _capable_paper_claims(answer: dict, by_id: dict, paper: Paper, experiments: list[dict], text: str,
                           marker: str, notes: list[str]) -> list[dict]:
     """A capable model's claims, each checked and kept as it gave them, or left out with a note:
@@ -388,9 +399,8 @@ def _capable_paper_claims(answer: dict, by_id: dict, paper: Paper, experiments: 
             continue
         cells = []
         for rid in [r for r in item.get("results") or [] if r != "none"]:
-            if rid in by_id:  # the row's every score: "on both test sets" speaks of each column
-                cells += [c for c in (g.reported(x, paper).model_dump() for x in g.row_cells(paper, by_id[rid]))
-                          if c not in cells]
+            if rid in by_id:
+                cells += [c for c in _named_cells(paper, by_id[rid], said) if c not in cells]
             else:
                 notes.append(f"{label}: result {rid!r} is no row of the paper's result tables: ignored")
         if kind == "absolute" and not cells:

@@ -145,3 +145,7 @@ def test_a_claim_on_two_test_sets_holds_only_where_each_column_does():
     one = verdict(claim, plan, [run((0.75, 0.50), (0.45, 0.55)), run((0.76, 0.50), (0.46, 0.55))], substituted=None)
     assert one["verdict"] == "not replicated"
     assert [c["verdict"] for c in one["columns"]] == ["replicated", "not replicated"] and "Amazon: not replicated" in one["why"]
+    # no map, one bare number per experiment: it cannot stand for both columns — untested, not passed
+    bare = {"lora": {"metrics": {"f1": 0.75}}, "before": {"metrics": {"f1": 0.45}}}
+    untested = verdict(claim, plan, [bare], substituted=None)
+    assert untested["verdict"] == "inconclusive" and "no reproduced number" in untested["columns"][0]["why"]
