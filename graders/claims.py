@@ -84,28 +84,34 @@ def _cell_for(exp: dict, claim: dict) -> tuple[str | None, dict | None, str]:
     return None, None, "metrics"
 
 
-def number(results: dict, exp: dict | None, eid: str, claim: dict, *, by_cell: bool = False) -> tuple[float, str] | None:
-    """(value, how found) of experiment ``eid`` for ``claim`` in one run's results: the metric its
-    results file maps to the claim, else the one it maps to the claim's cell, else by name.
-    ``by_cell``: the claim is one column of a claim on several, where a metric mapped to the whole
-    claim cannot say which column it is — the cell's mapping comes first."""
+def number(results: dict, exp: dict | None, eid: str, claim: dict, *, by_cell: bool = False) -> tuple | None:
+    """(value, how found, the same metric before training or None) of experiment ``eid`` for
+    ``claim`` in one run's results: the metric its results file maps to the claim, else the one it
+    maps to the claim's cell, else by name. ``by_cell``: the claim is one column of a claim on
+    several, where a metric mapped to the whole claim cannot say which column it is — the cell's
+    mapping comes first, and no name join (one number must not stand for every column)."""
     r = results.get(eid)
     if r is None:
         return None
-    metrics = r.get("metrics") or {}
+    metrics, before = r.get("metrics") or {}, r.get("before") or {}
     tid, cell, where = _cell_for(exp or {}, claim)
     by_target = mapped_metric(r, target=tid, where=where) if tid is not None else None
+    hit = None
     if by_cell and by_target:
-        return by_target[1], f"{where}.{by_target[0]} (mapped to {tid})"
-    for m, ref in (r.get("reproduces") or {}).items():
-        if ref.get("claim") == claim["id"] and m in metrics:
-            return metrics[m], f"metrics.{m} (mapped to {claim['id']})"
-    if by_target:
-        return by_target[1], f"{where}.{by_target[0]} (mapped to {tid})"
-    if by_cell:  # a name join would let one number stand for every column the claim spans
+        hit = (where, by_target[0], f"mapped to {tid}")
+    if hit is None:
+        hit = next((("metrics", m, f"mapped to {claim['id']}") for m, ref in (r.get("reproduces") or {}).items()
+                    if ref.get("claim") == claim["id"] and m in metrics), None)
+    if hit is None and by_target:
+        hit = (where, by_target[0], f"mapped to {tid}")
+    if hit is None and not by_cell:
+        got = find_metric(metrics, claim.get("metric") or "accuracy", (cell or {}).get("column", ""))
+        hit = ("metrics", got[0], "by name") if got else None
+    if hit is None:
         return None
-    got = find_metric(metrics, claim.get("metric") or "accuracy", (cell or {}).get("column", ""))
-    return (got[1], f"metrics.{got[0]} (by name)") if got else None
+    part, key, how = hit
+    value = (before if part == "before" else metrics)[key]
+    return value, f"{part}.{key} ({how})", before.get(key) if part == "metrics" else None
 
 
 def _columns(claim: dict) -> list[list[dict]]:
@@ -144,6 +150,7 @@ def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | No
     exps = {e["id"]: e for e in plan.get("experiments") or []}
     percent = percent_scale(claim.get("cells") or [])
     series: dict[str, list[float]] = {}
+    befores: dict[str, list[float]] = {}
     found: dict[str, str] = {}
     missing = []
     for eid in claim.get("experiments") or []:
@@ -153,6 +160,8 @@ def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | No
             if got is not None:
                 vals.append(_scaled(got[0], percent))
                 found[eid] = got[1]
+                if got[2] is not None:
+                    befores.setdefault(eid, []).append(_scaled(got[2], percent))
         series[eid] = vals
         if not vals:
             missing.append(eid)
@@ -182,6 +191,13 @@ def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | No
     rel, margin = claim.get("relation"), float(claim.get("margin") or 0.0)
     ids = claim["experiments"]
     if claim["kind"] == "comparative" and rel == "within":
+        learned = {e: mean_ci(series[e])["mean"] - mean_ci(befores[e])["mean"] for e in ids[:2] if befores.get(e)}
+        if len(learned) == 2 and all(d <= 0 for d in learned.values()):
+            # two models that learned nothing are "within a point" of each other by accident
+            return {**out, "verdict": "inconclusive", "arithmetic": "",
+                    "why": "cannot be tested: neither experiment improved on its own before-training number ("
+                           + ", ".join(f"{e}: {mean_ci(befores[e])['mean']:.4g} -> {mean_ci(series[e])['mean']:.4g}"
+                                       for e in ids[:2]) + "), so their closeness says nothing about the methods"}
         a, b = (series[ids[0]][:n], series[ids[1]][:n])
         diffs = [x - y for x, y in zip(a, b)]
         v = claim_verdict(diffs, 0.0, margin)

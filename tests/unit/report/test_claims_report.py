@@ -149,3 +149,18 @@ def test_a_claim_on_two_test_sets_holds_only_where_each_column_does():
     bare = {"lora": {"metrics": {"f1": 0.75}}, "before": {"metrics": {"f1": 0.45}}}
     untested = verdict(claim, plan, [bare], substituted=None)
     assert untested["verdict"] == "inconclusive" and "no reproduced number" in untested["columns"][0]["why"]
+
+
+def test_two_models_that_learned_nothing_are_not_within_a_point_of_each_other():
+    """Seen on the LoRA paper at 200 sentences and one epoch: both fell below their own
+    before-training accuracy; "LoRA within 1 point of full fine-tuning" says nothing then."""
+    claim = PLAN["claims"][0]
+
+    def run(adapters, full, before):
+        return {e: {"metrics": {"accuracy": v}, "before": {"accuracy": before}} for e, v in (("adapters", adapters),
+                                                                                           ("full", full))}
+
+    flat = verdict(claim, PLAN, [run(0.545, 0.55, 0.64)], substituted="x")
+    assert flat["verdict"] == "inconclusive" and "neither experiment improved" in flat["why"] and "64 -> 54.5" in flat["why"]
+    learned = verdict(claim, PLAN, [run(0.795, 0.80, 0.64)], substituted="x")
+    assert learned["verdict"] == "replicated"
