@@ -83,8 +83,10 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
                broker=None) -> Plan:
     """``broker`` (sandbox.broker.Broker): fetches the paper's model and dataset, or says why not;
     None = the catalogue only (no ledger)."""
-    experiments_in = sorted(s2["experiments"], key=lambda e: RECIPE_ORDER.get(e.get("recipe") or "", 99))
     capable = bool(s1.get("capable"))
+    # a capable model's order is its own (the paper's method first); a weak plan runs in recipe order
+    experiments_in = list(s2["experiments"]) if capable else \
+        sorted(s2["experiments"], key=lambda e: RECIPE_ORDER.get(e.get("recipe") or "", 99))
     befores = [Reported.model_validate(b) for b in s1.get("before") or []]
     if not befores and (found := g.find_reported(paper, "before")) is not None:
         befores = [found]

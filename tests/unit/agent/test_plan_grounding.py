@@ -431,3 +431,22 @@ def test_a_weak_models_plan_gets_claims_from_the_papers_numbers(tmp_path):
     assert "claims" not in model.requests[0]["schema"]["properties"]  # the weak model's grammar is unchanged
     assert plan.claims and all(c.source == "paper" for c in plan.claims)
     assert {c.kind for c in plan.claims} <= {"absolute", "comparative"}
+
+
+def test_a_capable_models_order_and_its_pick_from_the_papers_grid_are_kept(tmp_path):
+    """Seen on the adapters paper: the model listed the paper's method first and the plan put the
+    recipe-backed baseline first; its learning rates, one from the paper's own search grid
+    ("3 · 10-5, 3 · 10-4, 3 · 10-3"), were each noted as a disagreement with the paper."""
+    from papers.paper import Hyperparameter
+
+    paper = peft_paper()
+    paper.hyperparameters = [Hyperparameter(name="learning_rate", value="3 · 10-5, 3 · 10-4, 3 · 10-3", page=4,
+                                            context="we sweep the learning rate over 3 · 10-5, 3 · 10-4, 3 · 10-3")]
+    claims, settings = _capable_answers()
+    settings["experiments"][0]["learning_rate"] = 3e-4  # in the grid
+    settings["experiments"][1]["learning_rate"] = 3e-5  # in it too
+    settings["experiments"][2]["learning_rate"] = 1e-2  # not in it
+    plan, stages, *_ = _plan(tmp_path, [claims, settings], paper, weak=False)
+    assert [e.name for e in plan.experiments] == ["Adapters", "Adapters (Frozen)", "Full fine-tuning"]
+    lr_notes = [n for n in stages[2]["notes"] if "learning_rate" in n]
+    assert len(lr_notes) == 1 and "E3 'Full fine-tuning': learning_rate 0.01" in lr_notes[0], lr_notes
