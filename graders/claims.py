@@ -142,6 +142,7 @@ def verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | Non
             "numbers": {f"{e} [{col}]": v for col, p in parts for e, v in p["numbers"].items()},
             "found": {f"{e} [{col}]": h for col, p in parts for e, h in p["found"].items()},
             "columns": [{"column": col, "verdict": p["verdict"], "why": p["why"]} for col, p in parts],
+            "tested": any(p.get("tested", True) for _, p in parts),
             "arithmetic": "; ".join(f"{col}: {p['arithmetic'] or p['why']}" for col, p in parts),
             "why": "; ".join(f"{col}: {p['verdict']} ({p['why']})" for col, p in parts)}
 
@@ -170,8 +171,8 @@ def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | No
            "experiment": (claim.get("experiments") or [None])[0], "cells": claim.get("cells") or [],
            "source": claim.get("source", "model"), "numbers": {e: v for e, v in series.items()}, "found": found,
            "comparative": claim["kind"] != "absolute"}
-    if missing:
-        return {**out, "verdict": "inconclusive", "arithmetic": "",
+    if missing:  # "tested": False — an untested claim decides no experiment's status
+        return {**out, "verdict": "inconclusive", "arithmetic": "", "tested": False,
                 "why": "cannot be tested: no reproduced number for " + ", ".join(missing) + " (no results file, or "
                        "no metric of it maps to this claim)"}
     n = min(len(v) for v in series.values())
@@ -179,7 +180,7 @@ def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | No
     if claim["kind"] == "absolute":
         eid, cell = out["experiment"], (claim.get("cells") or [{}])[0]
         if "value" not in cell:
-            return {**out, "verdict": "inconclusive", "arithmetic": "",
+            return {**out, "verdict": "inconclusive", "arithmetic": "", "tested": False,
                     "why": "cannot be tested: the claim has no result cell of the paper to compare with"}
         tol = 3.0 if percent else 0.03
         v = claim_verdict(series[eid], cell["value"], tol)

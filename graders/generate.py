@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from graders.claims import plan_claims
+from graders.claims import percent_scale, plan_claims
 
 from graders.evidence import fence, new_nonce
 from graders.judge import JudgeModel
@@ -162,7 +162,9 @@ def _comparisons(plan: dict) -> list[tuple[str, Check]]:
             for ta in a.get("targets") or []:
                 tb = next((t for t in b.get("targets") or [] if (t["table"], t["column"]) == (ta["table"], ta["column"])
                            and t["row"] != ta["row"]), None)
-                if tb is None or ta["value"] == tb["value"]:
+                # a gap within a point is no ranking (graders.claims.derive_claims makes it a "within"
+                # claim); and one check per pair: on a substituted setup every column is the same number
+                if tb is None or abs(ta["value"] - tb["value"]) <= (1.0 if percent_scale([ta, tb]) else 0.01):
                     continue
                 hi, lo, thi, tlo = (a, b, ta, tb) if ta["value"] > tb["value"] else (b, a, tb, ta)
                 m = thi.get("metric", "accuracy")
@@ -172,6 +174,7 @@ def _comparisons(plan: dict) -> list[tuple[str, Check]]:
                             Check(leaf_id="", kind="greater", experiment=hi["id"], metric=m,
                                   other=Quantity(experiment=lo["id"], metric=tlo.get("metric", "accuracy")),
                                   why="the paper's ranking of two experiments, written by the rubric generator")))
+                break
     return out
 
 

@@ -275,8 +275,9 @@ def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: 
         if eid in results:
             parts = [p for c in checks or [] for p in (c.get("parts") or [c]) if p.get("experiment") == eid]
             deciding = [p for p in parts if _decides(p, other_setup)]
-            verdicts = [c for c in claims or [] if c.get("experiment") == eid
-                        and (c.get("comparative") or not other_setup)]
+            # every claim it is part of, the subject of a comparison or the one compared with
+            verdicts = [c for c in claims or [] if eid in (c.get("experiments") or [c.get("experiment")])
+                        and (c.get("comparative") or not other_setup) and c.get("tested", True)]
             failed = [p["arithmetic"] for p in deciding if not p.get("passed")] + \
                 [f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "not replicated"]
             if not deciding and not verdicts:

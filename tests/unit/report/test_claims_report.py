@@ -65,6 +65,8 @@ def test_numbers_that_support_the_comparative_claim_and_numbers_that_contradict_
     status = {d_name: {e["id"]: e for e in d["experiments"]} for d_name, d in (("good", good), ("bad", bad))}
     assert status["good"]["adapters"]["status"] == "replicated"
     assert status["bad"]["adapters"]["status"] == "results differ" and "C1" in status["bad"]["adapters"]["reason"]
+    # the experiment compared with is part of the claim too: not "replicated" beside a failed comparison
+    assert status["bad"]["full"]["status"] == "results differ" and "within 0.4 points" in status["bad"]["full"]["reason"]
     # the absolute claim on a substituted setup: shown, never tested
     assert all(next(c for c in d["paper_claims"] if c["id"] == "C2")["verdict"] == NOT_COMPARABLE for d in (good, bad))
 
