@@ -450,3 +450,57 @@ def test_a_capable_models_order_and_its_pick_from_the_papers_grid_are_kept(tmp_p
     assert [e.name for e in plan.experiments] == ["Adapters", "Adapters (Frozen)", "Full fine-tuning"]
     lr_notes = [n for n in stages[2]["notes"] if "learning_rate" in n]
     assert len(lr_notes) == 1 and "E3 'Full fine-tuning': learning_rate 0.01" in lr_notes[0], lr_notes
+
+
+def test_the_recorded_capable_plan_of_the_lora_paper_replays_through_the_openai_client(tmp_path):
+    """The planning turns of a capable model recorded on the LoRA paper (tests/fixtures/trajectories),
+    served again on loopback to the real OpenAI-protocol client: the model's experiments, recipes
+    and order are kept, and each claim holds the cells its sentence names — SST-2 and MNLI for "on
+    par (SST-2 95.1 vs 94.8, MNLI 87.5 vs 87.6)", SST-2 alone for "95.1 on SST-2" — not Table 2's
+    nine columns."""
+    from agent.llm import OpenAIChatModel
+    from tests.trajectories import Replay
+
+    paper = load_paper(need_shared("papers/real/lora-2106.09685.pdf"))
+    trajectory = Path(__file__).resolve().parents[2] / "fixtures" / "trajectories" / "lora-2106.09685.json"
+    with Replay(trajectory) as replay:
+        model = OpenAIChatModel("any", base_url=replay.url, api_key="unused-local")
+        cfg = RunConfig(run_id="lora", runs_dir=tmp_path / "runs", paper_path=DEMO_PAPER)
+        ctx = RunContext(config=cfg, model=model, judge_model=model, sandbox_factory=None)
+        cands = g.candidates_for(paper, model)
+        s1, usage = stage_claims(ctx, {}, paper, cands, RECIPES, None)
+        s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], None)
+        plan = build_plan(paper, s1, s2, offline=Offline(), train_limit=200, epochs=1)
+    assert replay.errors == [] and replay.served == 2  # the two planning turns, as recorded
+    assert s1["capable"] and plan.source == "model"
+    assert [(e.id, e.recipe) for e in plan.experiments] == [("lora", "lora"), ("full", "full")]
+    c1, c2 = plan.claims
+    assert (c1.kind, c1.relation, c1.margin, c1.experiments) == ("comparative", "within", 1.0, ["lora", "full"])
+    assert [(t.row, t.column) for t in c1.cells] == [("RoBbase (LoRA)", "MNLI"), ("RoBbase (LoRA)", "SST-2"),
+                                                     ("RoBbase (FT)*", "MNLI"), ("RoBbase (FT)*", "SST-2")]
+    assert c2.kind == "absolute" and [(t.row, t.column) for t in c2.cells] == [("RoBbase (LoRA)", "SST-2")]
+
+
+def test_the_recorded_capable_plan_of_the_adapters_paper_keeps_its_method_first_and_unscaffolded(tmp_path):
+    """The adapters paper's recorded planning turns, replayed to the real client: the paper's method
+    (bottleneck adapters, recipe "none") first as the model listed it, full fine-tuning on its recipe,
+    the comparison on the SST column the sentence quotes (94.2 vs 94.9)."""
+    from agent.llm import OpenAIChatModel
+    from tests.trajectories import Replay
+
+    paper = load_paper(need_shared("papers/real/adapters-houlsby-1902.00751.pdf"))
+    trajectory = Path(__file__).resolve().parents[2] / "fixtures" / "trajectories" / "adapters-houlsby-1902.00751.json"
+    with Replay(trajectory) as replay:
+        model = OpenAIChatModel("any", base_url=replay.url, api_key="unused-local")
+        cfg = RunConfig(run_id="adapters", runs_dir=tmp_path / "runs", paper_path=DEMO_PAPER)
+        ctx = RunContext(config=cfg, model=model, judge_model=model, sandbox_factory=None)
+        cands = g.candidates_for(paper, model)
+        s1, usage = stage_claims(ctx, {}, paper, cands, RECIPES, None)
+        s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], None)
+        plan = build_plan(paper, s1, s2, offline=Offline(), train_limit=200, epochs=1)
+    assert replay.errors == [] and replay.served == 2
+    assert [(e.id, e.recipe) for e in plan.experiments] == [("adapters-64", None), ("full", "full")]
+    c1, c2 = plan.claims
+    assert (c1.relation, c1.experiments) == ("within", ["adapters-64", "full"])
+    assert [t.column for t in c1.cells] == ["SST", "SST"] and [t.column for t in c2.cells] == ["SST"]
+    assert not any("the paper's value is used" in n and "E2" in n for n in s2["notes"])  # 3e-5: in the grid
