@@ -458,20 +458,7 @@ def test_the_recorded_capable_plan_of_the_lora_paper_replays_through_the_openai_
     and order are kept, and each claim holds the cells its sentence names — SST-2 and MNLI for "on
     par (SST-2 95.1 vs 94.8, MNLI 87.5 vs 87.6)", SST-2 alone for "95.1 on SST-2" — not Table 2's
     nine columns."""
-    from agent.llm import OpenAIChatModel
-    from tests.trajectories import Replay
-
-    paper = load_paper(need_shared("papers/real/lora-2106.09685.pdf"))
-    trajectory = Path(__file__).resolve().parents[2] / "fixtures" / "trajectories" / "lora-2106.09685.json"
-    with Replay(trajectory) as replay:
-        model = OpenAIChatModel("any", base_url=replay.url, api_key="unused-local")
-        cfg = RunConfig(run_id="lora", runs_dir=tmp_path / "runs", paper_path=DEMO_PAPER)
-        ctx = RunContext(config=cfg, model=model, judge_model=model, sandbox_factory=None)
-        cands = g.candidates_for(paper, model)
-        s1, usage = stage_claims(ctx, {}, paper, cands, RECIPES, None)
-        s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], None)
-        plan = build_plan(paper, s1, s2, offline=Offline(), train_limit=200, epochs=1)
-    assert replay.errors == [] and replay.served == 2  # the two planning turns, as recorded
+    plan, s1, _ = _replayed_plan(tmp_path, "lora-2106.09685.pdf", "lora-2106.09685.json")
     assert s1["capable"] and plan.source == "model"
     assert [(e.id, e.recipe) for e in plan.experiments] == [("lora", "lora"), ("full", "full")]
     c1, c2 = plan.claims
@@ -485,22 +472,27 @@ def test_the_recorded_capable_plan_of_the_adapters_paper_keeps_its_method_first_
     """The adapters paper's recorded planning turns, replayed to the real client: the paper's method
     (bottleneck adapters, recipe "none") first as the model listed it, full fine-tuning on its recipe,
     the comparison on the SST column the sentence quotes (94.2 vs 94.9)."""
-    from agent.llm import OpenAIChatModel
-    from tests.trajectories import Replay
-
-    paper = load_paper(need_shared("papers/real/adapters-houlsby-1902.00751.pdf"))
-    trajectory = Path(__file__).resolve().parents[2] / "fixtures" / "trajectories" / "adapters-houlsby-1902.00751.json"
-    with Replay(trajectory) as replay:
-        model = OpenAIChatModel("any", base_url=replay.url, api_key="unused-local")
-        cfg = RunConfig(run_id="adapters", runs_dir=tmp_path / "runs", paper_path=DEMO_PAPER)
-        ctx = RunContext(config=cfg, model=model, judge_model=model, sandbox_factory=None)
-        cands = g.candidates_for(paper, model)
-        s1, usage = stage_claims(ctx, {}, paper, cands, RECIPES, None)
-        s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], None)
-        plan = build_plan(paper, s1, s2, offline=Offline(), train_limit=200, epochs=1)
-    assert replay.errors == [] and replay.served == 2
+    plan, _, s2 = _replayed_plan(tmp_path, "adapters-houlsby-1902.00751.pdf", "adapters-houlsby-1902.00751.json")
     assert [(e.id, e.recipe) for e in plan.experiments] == [("adapters-64", None), ("full", "full")]
     c1, c2 = plan.claims
     assert (c1.relation, c1.experiments) == ("within", ["adapters-64", "full"])
     assert [t.column for t in c1.cells] == ["SST", "SST"] and [t.column for t in c2.cells] == ["SST"]
     assert not any("the paper's value is used" in n and "E2" in n for n in s2["notes"])  # 3e-5: in the grid
+
+
+def _replayed_plan(tmp_path, pdf: str, trajectory: str):
+    """A recorded capable model's two planning turns, served on loopback to the real OpenAI client."""
+    from agent.llm import OpenAIChatModel
+    from tests.trajectories import Replay
+
+    paper = load_paper(need_shared(f"papers/real/{pdf}"))
+    with Replay(Path(__file__).resolve().parents[2] / "fixtures" / "trajectories" / trajectory) as replay:
+        model = OpenAIChatModel("any", base_url=replay.url, api_key="unused-local")
+        cfg = RunConfig(run_id="replay", runs_dir=tmp_path / "runs", paper_path=DEMO_PAPER)
+        ctx = RunContext(config=cfg, model=model, judge_model=model, sandbox_factory=None)
+        cands = g.candidates_for(paper, model)
+        s1, usage = stage_claims(ctx, {}, paper, cands, RECIPES, None)
+        s2, usage = stage_settings(ctx, usage, paper, cands, s1["experiments"], None)
+        plan = build_plan(paper, s1, s2, offline=Offline(), train_limit=200, epochs=1)
+    assert replay.errors == [] and replay.served == 2  # the two planning turns, as recorded
+    return plan, s1, s2
