@@ -10,6 +10,8 @@ Kinds:
 * ``between``     low <= reproduced <= high, in the paper's units ("before is near chance");
 * ``greater``     reproduced > other reproduced number (+ margin): "LoRA beats head-only";
 * ``ratio_below`` reproduced / other < limit: "under 5% of the parameters".
+* ``written``     the reproduction wrote the number at all: "reproduce.sh runs every experiment to
+                  its results file" (a fact of the run, never a replication: it decides no status).
 
 Rubrics keep PaperBench's JSON byte-identical: checks live in a sidecar beside the rubric,
 ``rubric.checks.json`` = {"checks": [...]} keyed by leaf id; generated rubrics carry their own.
@@ -49,7 +51,7 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     leaf_id: str
-    kind: Literal["close", "between", "greater", "ratio_below"]
+    kind: Literal["close", "between", "greater", "ratio_below", "written"]
     experiment: str
     metric: str
     paper: PaperValue | None = None
@@ -192,7 +194,11 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
         return out
     x = _scale(check, raw)
     out["reproduced"] = x
-    if check.kind == "close":
+    if check.kind == "written":  # the cell only finds the number: nothing is compared with the paper's
+        out["passed"], out["paper"] = True, None
+        out["arithmetic"] = (f"results/{check.experiment}/metrics.json: {out['key']} = {raw:.4g}, written by the "
+                             "reproduction after its start marker")
+    elif check.kind == "close":
         assert check.paper is not None
         d = x - check.paper.value
         out["difference"] = d

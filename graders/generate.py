@@ -21,6 +21,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Iterable
 
 from graders.claims import percent_scale, plan_claims
@@ -178,6 +179,38 @@ def _comparisons(plan: dict) -> list[tuple[str, Check]]:
     return out
 
 
+def _ran_checks(plan: dict) -> dict[str, tuple[str, list[Check]]]:
+    """Code Execution leaves a plan decides by the run's own files, each with its ``written`` checks:
+    every planned experiment wrote its metric, and, per table of targets, the numbers of its cells
+    (the file's ``reproduces`` map first, else the word join). {} for a plan without experiments."""
+    exps = [e for e in plan.get("experiments") or [] if e.get("id")]
+    if not exps:
+        return {}
+
+    def metric(e: dict) -> str:
+        return e.get("metric") or next((t.get("metric") for t in e.get("targets") or [] if t.get("metric")), "accuracy")
+
+    ids = ", ".join(e["id"] for e in exps)
+    out = {f"Running reproduce.sh runs every planned experiment ({ids}) to the end: each writes "
+           f"results/<experiment>/metrics.json with its metric.":
+           ("Experimental Setup", [Check(leaf_id="", kind="written", experiment=e["id"], metric=metric(e),
+                                         why="the run's own results file") for e in exps])}
+    by_table: dict[str, list[Check]] = {}
+    for e in exps:
+        for t in e.get("targets") or []:
+            if t.get("table") and isinstance(t.get("value"), (int, float)) and not _is_cost(SimpleNamespace(column=t.get("column", ""), row=t.get("row", ""),
+                                                               unit_or_metric=t.get("metric"))):
+                cell = PaperValue(**{k: t[k] for k in ("value", "text", "table", "row", "column", "page") if k in t})
+                by_table.setdefault(t["table"], []).append(Check(
+                    leaf_id="", kind="written", experiment=e["id"], metric=t.get("metric") or metric(e), paper=cell,
+                    why="the run's own results file"))
+    for table, some in list(by_table.items())[:3]:
+        cells = "; ".join(f"{c.experiment}: {c.paper.column}" for c in some[:6])
+        out[f"Running reproduce.sh evaluates the planned experiments and writes the numbers of their {table} "
+            f"targets ({cells})."] = ("Evaluation, Metrics & Benchmarking", some)
+    return out
+
+
 def _testable_sentence(claim: dict) -> bool:
     """Whether a substituted setup can test this claim's sentence: the model's comparisons and trends,
     and the paper's sentences that state no number (\"A matches or beats B\"). The comparisons derived
@@ -273,13 +306,17 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         results += [rows[i] for rows in results_by_table.values() if i < len(rows)]
 
     tables = list(results_by_table)
-    execution = [("Experimental Setup", "Running reproduce.sh trains the paper's method end to end without errors.")]
-    execution += [("Evaluation, Metrics & Benchmarking",
-                   f"Running reproduce.sh evaluates the trained model(s) and logs the metrics reported in {t}.")
-                  for t in tables[:3]]
-    if not tables:
-        execution.append(("Evaluation, Metrics & Benchmarking",
-                          "Running reproduce.sh evaluates the trained model(s) and logs the paper's main metrics."))
+    ran = _ran_checks(plan) if plan is not None else {}
+    if ran:  # what the run did is a fact of its result files: checked, not judged
+        execution = [(fine, req) for req, (fine, _) in ran.items()]
+    else:
+        execution = [("Experimental Setup", "Running reproduce.sh trains the paper's method end to end without errors.")]
+        execution += [("Evaluation, Metrics & Benchmarking",
+                       f"Running reproduce.sh evaluates the trained model(s) and logs the metrics reported in {t}.")
+                      for t in tables[:3]]
+        if not tables:
+            execution.append(("Evaluation, Metrics & Benchmarking",
+                              "Running reproduce.sh evaluates the trained model(s) and logs the paper's main metrics."))
 
     comparisons = _comparisons(plan) if plan is not None and substituted else []
     exps = {e["id"]: e for e in (plan or {}).get("experiments", [])}
@@ -293,6 +330,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
                         sub_tasks=list(subs), task_category=cat, finegrained_task_category=fine)
 
     sections = []
+    pending_checks: list[tuple] = []
     if method_p:
         sections.append(node("m", "The method proposed in the paper has been implemented.", 3,
                              [node(f"m{i}", req, 1, cat="Code Development", fine=fg)
@@ -305,7 +343,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         sections.append(node("e", "The experiments have been run by reproduce.sh.", 2,
                              [node(f"e{i}", req, 1, cat="Code Execution", fine=fg)
                               for i, (fg, req) in enumerate(exec_p)]))
-    pending_checks: list[tuple] = []
+        pending_checks += [(req, ran[req][1]) for _, req in exec_p if req in ran]
     if results_p:
         per_table: dict[str, list] = {}
         for r in results_p:
@@ -330,7 +368,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         leaves = []
         for i, (req, check) in enumerate(compare_p):
             leaves.append(node(f"c{i}", req, 1, cat="Result Analysis", fine="Evaluation, Metrics & Benchmarking"))
-            pending_checks.append((leaves[-1].requirements, check))
+            pending_checks.append((leaves[-1].requirements, [check]))
         for i, (e, claim) in enumerate(claims_p):
             leaves.append(node(f"k{i}", (
                 f"The reproduction's numbers for {e['name']} support the paper's claim \"{claim}\" as far as the "
@@ -353,9 +391,9 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
     by_path = {n.requirements: n.id for n in root.walk()}
     checks: dict[str, list] = {}
     for pending in pending_checks:
-        if len(pending) == 2:  # a comparison: its leaf's requirement and its check
-            req, check = pending
-            checks[by_path[req]] = [check.model_copy(update={"leaf_id": by_path[req]})]
+        if len(pending) == 2:  # a comparison or a run's fact: its leaf's requirement and its checks
+            req, some = pending
+            checks[by_path[req]] = [c.model_copy(update={"leaf_id": by_path[req]}) for c in some]
             continue
         path, r, (experiment, metric), tol = pending
         req = next(q for q in by_path if q.startswith(f"The reproduction's result for {r.row} / {r.column} in {r.table}"))

@@ -116,7 +116,7 @@ def _verdict(data: dict) -> str:
     checked, judged = parts.get("checked") or {}, parts.get("judged") or {}
     if checked.get("leaves"):
         # the checked part leads: arithmetic on the reproduction's files, not a model's opinion
-        text = (f"Checked by arithmetic: {checked['passed']}/{checked['leaves']} result leaves pass. "
+        text = (f"Checked by arithmetic: {checked['passed']}/{checked['leaves']} checked leaves pass. "
                 f"Judged part: {judged.get('rate') if judged.get('rate') is not None else 0:.2f} over "
                 f"{judged.get('leaves', 0)} leaves ({_judge_quality(g)}). "
                 f"Whole-rubric score {g['score']:.2f} (coverage {g['coverage']:.0%}), agent {models.get('agent', '—')}")

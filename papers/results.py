@@ -18,12 +18,14 @@ METRICS = [
 ]
 
 HP_TABLE_ROWS = {
-    "learning_rate": r"^(learning rate|lr)\b", "batch_size": r"batch size", "epochs": r"^#?\s*epochs?\b|num(ber of)? epochs",
+    "learning_rate": r"^(learning rate|lr)\b(?!\s*(schedule|scheduler|decay))", "batch_size": r"batch size", "epochs": r"^#?\s*epochs?\b|num(ber of)? epochs",
     "warmup": r"warm-?up", "dropout": r"dropout", "max_seq_length": r"max(imum)?\.? seq(uence)?\.?( len(gth)?\.?)?|max(imum)? length",
     "optimizer": r"^optimi[sz]er", "weight_decay": r"weight decay", "lora_rank": r"lora (config|rank)|^rank\b|^r$",
     "lora_alpha": r"lora\s*(α|alpha)", "lr_schedule": r"(lr|learning rate) schedule", "label_smoothing": r"label smooth",
     "training_steps": r"training steps|train steps|max steps", "beam_size": r"beam size",
 }
+# settings whose value is a number: a table cell without a digit ("Linear", "-") is not their value
+NUMERIC_HP = set(HP_TABLE_ROWS) - {"optimizer", "lr_schedule"}
 
 
 def _unit(col: str, caption: str | None, cell: str) -> str | None:
@@ -167,7 +169,7 @@ def find_hyperparameters(sections: list[Section], tables: list[Table], abstract:
                 for name, pat in HP_TABLE_ROWS.items():
                     if cell and len(cell) < 40 and re.search(pat, cell, re.I):
                         for j in range(c + 1, len(r)):
-                            if r[j] and r[j] != cell:
+                            if r[j] and r[j] != cell and (name not in NUMERIC_HP or re.search(r"\d", r[j])):
                                 col = labels[j] if j < len(labels) else ""
                                 ctx = f"{t.id}: {' / '.join(x for x in r[:c + 1] if x)} | {col}".strip()
                                 add(name, r[j], t.page, ctx + f" = {r[j]}")

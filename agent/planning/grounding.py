@@ -431,6 +431,16 @@ def in_paper(value: str, paper_text_key: str) -> bool:
     return len(key) >= 2 and key in paper_text_key
 
 
+def written_as(value: str, text: str) -> str | None:
+    """The word the paper writes for a name without its trailing version ("SST" for "SST-2", "BERT"
+    for "BERT v2"); None when the name has no version or the paper never writes the stem alone."""
+    stem = re.sub(r"(?:[-\s]?v?\d+)$", "", (value or "").strip(), flags=re.I)
+    if len(stem) < 2 or stem == (value or "").strip():
+        return None
+    m = re.search(rf"(?<![A-Za-z0-9]){re.escape(stem)}(?![A-Za-z0-9-])", text, flags=re.I)
+    return m.group(0) if m else None
+
+
 def stated(paper: Paper, name: str) -> str | None:
     for h in paper.hyperparameters:
         if h.name == name:

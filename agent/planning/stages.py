@@ -457,11 +457,16 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     for field, guess, names in (("base_model", g.guess_model, g._MODEL_NAMES),
                                 ("dataset", g.guess_dataset, g._DATASET_NAMES)):
         said = (answer or {}).get(field)
+        fair = isinstance(said, str) and "PAPER-" not in said and not (
+            field == "dataset" and said == (answer or {}).get("base_model"))
+        # a capable model's "SST-2" where the paper writes "SST": its name, kept, the paper's form noted
+        short = g.written_as(said, paper.text()) if capable and fair and not g.in_paper(said, text_key) else None
         # in the paper's text, and (a weak model) a model/dataset name where the paper names known ones
-        if (isinstance(said, str) and g.in_paper(said, text_key) and "PAPER-" not in said
-                and (capable or names.search(said) or guess(paper) is None)
-                and not (field == "dataset" and said == (answer or {}).get("base_model"))):
+        if fair and g.in_paper(said, text_key) and (capable or names.search(said) or guess(paper) is None):
             shared[field] = {"value": said.strip()[:60], "from": "model (found in the paper's text)"}
+        elif short:
+            shared[field] = {"value": said.strip()[:60], "from": f"model (the paper writes {short!r})"}
+            notes.append(f"{field} {said[:60]!r} from the model: the paper writes {short!r}; the model's name is kept")
         else:
             found = guess(paper)
             shared[field] = {"value": found or "unspecified", "from": "paper (most mentioned)" if found else "unknown"}

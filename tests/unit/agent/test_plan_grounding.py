@@ -478,6 +478,8 @@ def test_the_recorded_capable_plan_of_the_adapters_paper_keeps_its_method_first_
     assert (c1.relation, c1.experiments) == ("within", ["adapters-64", "full"])
     assert [t.column for t in c1.cells] == ["SST", "SST"] and [t.column for t in c2.cells] == ["SST"]
     assert not any("the paper's value is used" in n and "E2" in n for n in s2["notes"])  # 3e-5: in the grid
+    # the model's "SST-2" is the paper's "SST" kept, not replaced by a guess
+    assert (plan.paper_dataset, s2["shared"]["dataset"]["from"]) == ("SST-2", "model (the paper writes 'SST')")
 
 
 def _replayed_plan(tmp_path, pdf: str, trajectory: str):

@@ -157,3 +157,36 @@ def test_the_papers_own_setup_keeps_absolute_leaves_for_the_plans_targets_only()
     # without a plan (repro rubric generate), every numeric row is offered, parameter counts excepted
     bare = [leaf.requirements for leaf in build_rubric(p, None).rubric.leaves()]
     assert any("of the paper's value" in r for r in bare) and not any("Trainable Parameters" in r for r in bare)
+
+
+def test_a_plans_code_execution_leaves_are_decided_by_the_runs_files_not_the_judge(tmp_path, doubles):
+    """Seen on every real paper: the embedded judge graded Code Execution 0.0 beside a reproduce.sh
+    that had run and written every planned result. With a plan, whether the run reached each
+    experiment's results file and wrote the numbers of its targets is read from those files."""
+    import time
+
+    from graders.judge import grade_submission
+
+    p = _lora_paper()
+    plan = _lora_plan(p.results)
+    plan["experiments"][0]["id"], plan["experiments"][1]["id"] = "main", "ft"
+    out = build_rubric(p, None, plan=plan)
+    execution = [leaf for leaf in out.rubric.leaves() if leaf.task_category == "Code Execution"]
+    assert execution and all(leaf.id in out.checks for leaf in execution)
+    assert all(c.kind == "written" for leaf in execution for c in out.checks[leaf.id])
+    start = time.time() - 100
+    sub, rep = doubles.make_submission(tmp_path, start=start)  # results/main/metrics.json only: ft never ran
+    judge = doubles.RuleJudge()
+    tree = grade_submission(out.rubric, submission_dir=sub, reproduction_dir=rep, start_time=start, paper_text="p",
+                            model=judge, checks=out.checks, plan=plan)
+    assert not [m for m in judge.requests if "(Code Execution)" in m[2]["content"]]  # never asked
+    graded = {n.id: n for n in tree.walk()}
+    every = next(graded[leaf.id] for leaf in execution if "every planned experiment" in leaf.requirements)
+    assert every.score == 0 and "results/ft/metrics.json: no results file" in every.explanation
+    assert "results/main/metrics.json: accuracy = 0.913" in every.explanation
+    (rep / "results" / "ft").mkdir()
+    (rep / "results" / "ft" / "metrics.json").write_text('{"metrics": {"accuracy": 0.9}}')
+    tree = grade_submission(out.rubric, submission_dir=sub, reproduction_dir=rep, start_time=start, paper_text="p",
+                            model=doubles.RuleJudge(), checks=out.checks, plan=plan)
+    graded = {n.id: n for n in tree.walk()}
+    assert all(graded[leaf.id].score == 1 for leaf in execution), [graded[x.id].explanation for x in execution]

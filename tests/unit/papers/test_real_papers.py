@@ -133,6 +133,10 @@ def test_hyperparameters_found_with_pages():
     assert all(1 <= h.page <= p.pages for h in p.hyperparameters)
     lr = [h for h in p.hyperparameters if h.name == "learning_rate" and h.page == 19]
     assert any(h.value == "5E-04" for h in lr)
+    # Table 9's "LR Schedule | Linear" row is the schedule, not a learning rate; a "-" cell is no value
+    numeric = {"learning_rate", "batch_size", "epochs"}
+    assert not [h for h in p.hyperparameters if h.name in numeric and not any(ch.isdigit() for ch in h.value)]
+    assert any(h.name == "lr_schedule" and h.value == "Linear" and h.page == 19 for h in p.hyperparameters)
 
 
 def test_jmir_columns_reversed_warning_and_abstract():

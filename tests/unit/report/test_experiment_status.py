@@ -84,3 +84,15 @@ def test_failed_attempts_are_told_apart_from_experiments_never_attempted():
     status = _status(PLAN, {}, rep=stale, loop={"exit": "steps", "exit_detail": "40 turns"})
     assert status["head"]["status"] == "failed" and "not produced by the reproduction" in status["head"]["reason"]
     assert status["full"]["status"] == "not attempted" and "40 turns" in status["full"]["reason"]
+
+
+def test_a_check_that_the_run_wrote_its_number_replicates_nothing():
+    """A generated Code Execution leaf checks that the run wrote each experiment's number: a fact of
+    the run, passed for any number. It must not make the experiment 'replicated'."""
+    results = _results(lora=0.40, head=0.71)
+    written = [dict(evaluate_all([Check(leaf_id="e0", kind="written", experiment=e, metric="accuracy")], results),
+                    requirements="e0") for e in ("lora", "head")]
+    assert all(w["passed"] for w in written)
+    status = {e["id"]: e for e in experiment_status(PLAN, results, {"exit": "submitted"}, REP, written)}
+    assert status["lora"]["status"] == status["head"]["status"] == "ran, no comparable target"
+    assert "no check or claim compares its numbers" in status["lora"]["reason"]
