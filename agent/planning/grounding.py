@@ -471,3 +471,17 @@ def recipe_label(recipe: str) -> str:
     from agent.plan import METHOD_LABELS
 
     return METHOD_LABELS.get(recipe, recipe)
+
+
+def same_number(a, b) -> bool:
+    """Whether ``a`` is the paper's stated value ``b``, or one of the values of a stated grid
+    ("3 · 10-5, 3 · 10-4, 3 · 10-3": the model picking one of them agrees with the paper)."""
+    try:
+        return float(a) == float(str(b).strip())
+    except (TypeError, ValueError):
+        pass
+    grid = []
+    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:[·x×*]\s*10\s*[-−]\s*(\d+)|e-(\d+))?", str(b)):
+        exp = m.group(2) or m.group(3)
+        grid.append(float(m.group(1)) * (10 ** -int(exp) if exp else 1))
+    return isinstance(a, (int, float)) and any(abs(float(a) - v) <= 1e-12 + 1e-9 * abs(v) for v in grid)

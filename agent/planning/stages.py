@@ -495,7 +495,7 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
                 h = stated[name]
                 hyper[name] = {"value": h.value, "from": f"paper p. {h.page}"}
                 if given != 0 and capable and isinstance(given, (int, float)) and not isinstance(given, bool) \
-                        and not _same_number(given, h.value):
+                        and not g.same_number(given, h.value):
                     notes.append(f"{eid} {c['name']!r}: {name} {given} from the model; the paper states "
                                  f"{h.value} (p. {h.page}): the paper's value is used")
             elif said is not None and isinstance(said.get(name), (int, float)) and not isinstance(said.get(name), bool):
@@ -536,17 +536,3 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
               "experiments": experiments, "notes": notes}
     stage.save(record, usage)
     return record, usage
-
-
-def _same_number(a, b) -> bool:
-    """Whether ``a`` is the paper's stated value ``b``, or one of the values of a stated grid
-    ("3 · 10-5, 3 · 10-4, 3 · 10-3": the model picking one of them agrees with the paper)."""
-    try:
-        return float(a) == float(str(b).strip())
-    except (TypeError, ValueError):
-        pass
-    grid = []
-    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:[·x×*]\s*10\s*[-−]\s*(\d+)|e-(\d+))?", str(b)):
-        exp = m.group(2) or m.group(3)
-        grid.append(float(m.group(1)) * (10 ** -int(exp) if exp else 1))
-    return isinstance(a, (int, float)) and any(abs(float(a) - v) <= 1e-12 + 1e-9 * abs(v) for v in grid)
