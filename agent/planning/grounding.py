@@ -70,6 +70,8 @@ ROW_PATTERNS = {
 # the model ("MiniLM-L6, scalar head" is not the classifier-head recipe)
 REWARD_MODEL = re.compile(r"reward[- ]model|pairwise acc", re.I)
 BEFORE = re.compile(r"before|no fine-?tun|zero-?shot|untuned|random|pre-?trained only", re.I)
+# a row that cites another paper ("ByteNet [18]", "Zhu et al. (2013)") reports that paper's number
+CITED = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|\bet al\b|\((?:[A-Z][^()]*,?\s)?(?:19|20)\d\d[a-z]?\)?")
 SCORE = re.compile(r"acc|error|\bf1\b|score|perplex|win rate|reward|bleu|rouge|\bem\b|matthews|corr|mnli|sst|"
                    r"glue|squad|qnli|qqp|rte|mrpc|cola|sts", re.I)
 # The metric a number is reported in, by the words of its column (then its unit, then the caption):
@@ -305,6 +307,7 @@ def candidate_results(paper: Paper, limit: int = MAX_CANDIDATES, per_table_max: 
         score += bool(SCORE.search(captions.get(r.table, "")))
         score += bool(any(p.search(r.row) for p in ROW_PATTERNS.values()) or BEFORE.search(r.row))
         score += bool(any(w in r.row.lower() for w in title_words))
+        score -= 2 * bool(CITED.search(r.row))  # the paper's own rows first: prior work is no experiment of it
         score -= 3 * bool(re.search(r"statistic|hyper-?param", captions.get(r.table, ""), re.I))
         key = (r.table, r.row)
         if key not in best or score > best[key][0]:
@@ -390,7 +393,8 @@ def experiments_from_results(paper: Paper, cands: list) -> tuple[list[dict], lis
             g["targets"].append(reported(r, paper))
         if dataset and dataset not in g["datasets"]:
             g["datasets"].append(dataset)
-    return list(groups.values())[:MAX_EXPERIMENTS], before
+    own = [grp for grp in groups.values() if not CITED.search(grp["name"])]
+    return (own or list(groups.values()))[:MAX_EXPERIMENTS], before  # another paper's number is not an experiment
 
 
 def _most_mentioned(pattern: re.Pattern, text: str, top: int = 1, skip: frozenset[str] = frozenset()) -> list[str]:

@@ -264,6 +264,12 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         if answer is not None:
             record_field(fields, "experiment", None, grp["name"])
             notes.append(f"added {grp['name']!r}: the paper reports results for it")
+    if not capable:  # a weak model's name with no recipe and no number of the paper: nothing to run or compare
+        empty = [e["name"] for e in experiments if not e["recipe"] and not e["targets"]]
+        if empty and len(empty) < len(experiments):
+            experiments = [e for e in experiments if e["recipe"] or e["targets"]]
+            notes.append(f"dropped {empty[:4]}{' and more' if len(empty) > 4 else ''}: no recipe and no result "
+                         "of the paper's, nothing to run or compare")
     # a method the paper names and reports a number for is an experiment, even outside the candidates
     for recipe in [] if (capable and experiments) else grounded:
         if any(e["recipe"] == recipe for e in experiments):
@@ -506,7 +512,9 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
             if g.BEFORE.search(row.row):
                 notes.append(f"{c['name']!r}: target {rid} is the before-training row: kept as the baseline")
                 continue
-            owner = _owner(row.row, [x["name"] for x in claims]) if capable else None
+            # a row (or, in a table with datasets as rows, a column) named for another planned experiment
+            names = [x["name"] for x in claims]
+            owner = _owner(row.row, names) or _owner(row.column, names)
             if owner is not None and _key(owner) != _key(c["name"]):
                 notes.append(f"{c['name']!r}: ignored target {rid} ({row.row[:40]}): the row of experiment {owner!r}")
                 continue

@@ -160,6 +160,30 @@ def test_real_papers_offer_no_junk_rows():
     assert any(r.row == "DistilBERT" and r.table == "Table 1" for r in g.candidate_results(distil))
 
 
+def test_another_papers_numbers_are_no_experiments_of_this_one():
+    """Seen in the sweep: a weak plan of "Attention Is All You Need" had eight experiments, the
+    first four prior work's rows of its Table 2 ("ByteNet [18]", "GNMT + RL [38]"), and no
+    Transformer row at all; ULMFiT's plan led with "oh-LSTM (Johnson and Zhang, 2016)"."""
+    weak = type("Weak", (), {"weak": True, "context_tokens": None, "name": "weak"})()
+    for name, own, cited in (("attention-1706.03762.pdf", "Transformer (big)", "ByteNet [18]"),
+                             ("ulmfit-1801.06146-acl2018-rgcover.pdf", "ULMFiT (ours)", "Johnson and Zhang")):
+        paper = load_paper(need_shared(f"papers/real/{name}"))
+        groups, _ = g.experiments_from_results(paper, g.candidates_for(paper, weak))
+        names = [grp["name"] for grp in groups]
+        assert own in names and not [n for n in names if cited in n or g.CITED.search(n)], (name, names)
+
+
+def test_a_weak_models_name_with_no_recipe_and_no_result_is_dropped(tmp_path):
+    """Seen in the sweep on BERT: 'BERT-LARGE-MIR-MRC' and two more names a weak model made up, each
+    with no recipe and no result row, planned as experiments nobody could run or compare."""
+    claims = {"experiments": [{"name": "Adapters large variant", "method": "x", "recipe": "none", "claim": "",
+                               "results": ["none"]}]}
+    plan, stages, *_ = _plan(tmp_path, [claims, {"x": 1}, {"x": 1}, {"x": 1}], peft_paper(), weak=True)
+    assert "Adapters large variant" not in [e.name for e in plan.experiments]
+    assert all(e.recipe or e.targets for e in plan.experiments) and plan.experiments
+    assert any("Adapters large variant" in n and "nothing to run or compare" in n for n in stages[1]["notes"])
+
+
 def test_a_row_maps_to_a_recipe_only_when_it_names_its_method():
     """The weak path's regex: a '(Frozen)' variant is not the classifier-head recipe, AdaLoRA and
     LoRA+PE are not LoRA, 'Variable FT' is not full fine-tuning."""
@@ -177,6 +201,24 @@ def test_a_weak_models_frozen_row_gets_no_head_recipe(tmp_path):
     frozen = next(e for e in plan.experiments if "Frozen" in e.name)
     assert frozen.recipe is None and "Classifier head" not in frozen.method
     assert "Classifier head only" not in json.dumps([e.model_dump() for e in plan.experiments])
+
+
+def test_a_weak_models_target_that_is_another_experiments_row_is_dropped(tmp_path):
+    """Seen in the sweep on the adapters paper: the weak model named one experiment 'Adapter-bert'
+    (recipe full) and gave it, at stage 2, the rows of 'Adapters (8-256)' and of a 'No BERT baseline'
+    column, both planned experiments of their own: one number stood as the target of two methods."""
+    claims = {"experiments": [{"name": "Adapter-bert", "method": "fine_tuning", "recipe": "full", "claim": "",
+                               "results": ["none"]}]}
+    settings = _answer(lambda ids: {
+        "task": "classification", "base_model": "BERT-base", "dataset": "SST-2", "experiments": [
+            {"experiment": "E1", "epochs": 1, "batch_size": 32, "learning_rate": 2e-5, "metrics": ["accuracy"],
+             "targets": [ids["Table 1|Adapters (Frozen)|SST-2"], ids["Table 2|Full fine-tuning|BLEU"]]}]})
+    plan, stages, *_ = _plan(tmp_path, [claims, settings], peft_paper(), weak=True)
+    mine = next(e for e in plan.experiments if e.name == "Adapter-bert")
+    assert mine.recipe == "full" and ("Table 2", "Full fine-tuning", "BLEU") in {(t.table, t.row, t.column)
+                                                                                for t in mine.targets}
+    assert not [t for e in plan.experiments if e is not mine for t in e.targets if t in mine.targets]
+    assert any("the row of experiment 'Adapters (Frozen)'" in n for n in stages[2]["notes"]), stages[2]["notes"]
 
 
 def _capable_answers(method_recipe: str = "none"):
