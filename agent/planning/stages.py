@@ -231,6 +231,9 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
             if recipe and g.names_other_recipe(row.row, recipe):
                 notes.append(f"{name!r}: ignored result {rid} ({row.row[:40]}): a row named for another method")
                 continue
+            if g.CITED.search(row.row):  # "ULMFiT (Howard and Ruder, 2018)": that paper's number, not this one's
+                notes.append(f"{name!r}: ignored result {rid} ({row.row[:40]}): another paper's number")
+                continue
             targets.append(g.reported(row, paper).model_dump())
         said_ids = [r for r in (item.get("results") or []) if isinstance(r, str) and r != "none"]
         record_field(fields, f"experiment {name[:40]!r} results", said_ids,
@@ -520,6 +523,9 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
                 continue
             if not capable and c.get("recipe") and g.names_other_recipe(row.row, c["recipe"]):
                 notes.append(f"{c['name']!r}: ignored target {rid}: a row named for another method")
+                continue
+            if not capable and g.CITED.search(row.row):
+                notes.append(f"{c['name']!r}: ignored target {rid} ({row.row[:40]}): another paper's number")
                 continue
             for cell in g.row_cells(paper, row) if capable else [row]:
                 t = g.reported(cell, paper).model_dump()

@@ -173,6 +173,26 @@ def test_another_papers_numbers_are_no_experiments_of_this_one():
         assert own in names and not [n for n in names if cited in n or g.CITED.search(n)], (name, names)
 
 
+def test_a_weak_model_cannot_give_its_experiment_another_papers_number(tmp_path):
+    """Seen in the sweep on the how-to-fine-tune-BERT paper: the weak model gave its BERT experiment
+    the row "ULMFiT (Howard and Ruder, 2018)" as its target, at stage 1 and again at stage 2."""
+    paper = peft_paper()
+    paper.tables[0].rows[-1] = ["Adapters (Rebuffi et al., 2017)", "90.2", "84.0"]  # in place of "(Frozen)"
+    paper.results = results_from_tables(paper.tables)
+    cited = "Table 1|Adapters (Rebuffi et al., 2017)|SST-2"
+    claims = _answer(lambda ids: {"experiments": [{"name": "Adapters (ours)", "method": "x", "recipe": "none",
+                                                   "claim": "", "results": [ids[cited]]}]})
+    settings = _answer(lambda ids: {"task": "classification", "base_model": "BERT-base", "dataset": "SST-2",
+                                    "experiments": [{"experiment": "E1", "epochs": 1, "batch_size": 32,
+                                                     "learning_rate": 2e-5, "metrics": ["accuracy"],
+                                                     "targets": [ids[cited]]}]})
+    plan, stages, *_ = _plan(tmp_path, [claims, settings], paper, weak=True)
+    assert not [t for e in plan.experiments for t in e.targets if "Rebuffi" in t.row]
+    assert "Adapters (ours)" in [e.name for e in plan.experiments]
+    for n in (1, 2):
+        assert any("another paper's number" in x for x in stages[n]["notes"]), (n, stages[n]["notes"])
+
+
 def test_a_weak_models_name_with_no_recipe_and_no_result_is_dropped(tmp_path):
     """Seen in the sweep on BERT: 'BERT-LARGE-MIR-MRC' and two more names a weak model made up, each
     with no recipe and no result row, planned as experiments nobody could run or compare."""
