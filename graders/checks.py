@@ -65,6 +65,9 @@ class Check(BaseModel):
     other: Quantity | None = None
     margin: float = 0.0
     limit: float | None = None
+    learned: bool = False
+    """For ``greater`` between two experiments: it passes only if at least one of them ended above its
+    own before-training number (two models that learned nothing rank by noise)."""
     why: str = ""
     """Where the check came from: the rubric's sidecar, the rubric generator, a validated proposal."""
 
@@ -223,6 +226,16 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
             out["difference"] = x - y
             out["passed"] = x > y + check.margin
             out["arithmetic"] = f"{x:.4g} - {y:.4g} = {x - y:.4g} {'>' if out['passed'] else '<='} {check.margin:g}"
+            starts = [(e, m, _value(results, e, "before." + m.removeprefix("before."))) for e, m in
+                      ((check.experiment, check.metric), (check.other.experiment, check.other.metric))]
+            ends = dict(zip((check.experiment, check.other.experiment), (raw, other_raw)))
+            if check.learned and all(b is not None for *_, b in starts) and \
+                    all(ends[e] <= b for e, _, b in starts):
+                out["passed"], out["inconclusive"] = False, True
+                out["arithmetic"] += ("; but neither experiment ended above its own before-training number (" +
+                                      ", ".join(f"{e}: {_scale(check, b):.4g} -> {_scale(check, ends[e]):.4g}"
+                                                for e, _, b in starts) + "): a ranking of models that learned "
+                                      "nothing says nothing")
         else:
             ratio = x / y if y else float("inf")
             out["passed"] = ratio < (check.limit if check.limit is not None else 1.0)

@@ -174,6 +174,7 @@ def _comparisons(plan: dict) -> list[tuple[str, Check]]:
                             f"reproduction's own numbers.",
                             Check(leaf_id="", kind="greater", experiment=hi["id"], metric=m,
                                   other=Quantity(experiment=lo["id"], metric=tlo.get("metric", "accuracy")),
+                                  learned=True,
                                   why="the paper's ranking of two experiments, written by the rubric generator")))
                 break
     return out
@@ -195,19 +196,31 @@ def _ran_checks(plan: dict) -> dict[str, tuple[str, list[Check]]]:
            f"results/<experiment>/metrics.json with its metric.":
            ("Experimental Setup", [Check(leaf_id="", kind="written", experiment=e["id"], metric=metric(e),
                                          why="the run's own results file") for e in exps])}
+    # the paper's own setup: every target cell's number; a substituted one measures one dataset, so
+    # each experiment's metric once per table (the other columns are unreachable by the plan's choice)
+    substituted = bool(plan.get("deviations"))
     by_table: dict[str, list[Check]] = {}
     for e in exps:
         for t in e.get("targets") or []:
-            if t.get("table") and isinstance(t.get("value"), (int, float)) and not _is_cost(SimpleNamespace(column=t.get("column", ""), row=t.get("row", ""),
-                                                               unit_or_metric=t.get("metric"))):
-                cell = PaperValue(**{k: t[k] for k in ("value", "text", "table", "row", "column", "page") if k in t})
-                by_table.setdefault(t["table"], []).append(Check(
-                    leaf_id="", kind="written", experiment=e["id"], metric=t.get("metric") or metric(e), paper=cell,
-                    why="the run's own results file"))
+            cost = _is_cost(SimpleNamespace(column=t.get("column", ""), row=t.get("row", ""), unit_or_metric=t.get("metric")))
+            if not t.get("table") or not isinstance(t.get("value"), (int, float)) or cost:
+                continue
+            m = metric(e) if substituted else (t.get("metric") or metric(e))  # substituted: the one it measures
+            some = by_table.setdefault(t["table"], [])
+            if substituted and any(c.experiment == e["id"] for c in some):
+                continue
+            cell = None if substituted else PaperValue(**{k: t[k] for k in ("value", "text", "table", "row", "column", "page") if k in t})
+            some.append(Check(leaf_id="", kind="written", experiment=e["id"], metric=m, paper=cell,
+                              why="the run's own results file"))
     for table, some in list(by_table.items())[:3]:
-        cells = "; ".join(f"{c.experiment}: {c.paper.column}" for c in some[:6])
-        out[f"Running reproduce.sh evaluates the planned experiments and writes the numbers of their {table} "
-            f"targets ({cells})."] = ("Evaluation, Metrics & Benchmarking", some)
+        if substituted:
+            out[f"Running reproduce.sh evaluates the planned experiments and writes the metric of their {table} "
+                f"targets ({'; '.join(f'{c.experiment}: {c.metric}' for c in some[:6])}), on the plan's substituted "
+                "data."] = ("Evaluation, Metrics & Benchmarking", some)
+        else:
+            out[f"Running reproduce.sh evaluates the planned experiments and writes the numbers of their {table} "
+                f"targets ({'; '.join(f'{c.experiment}: {c.paper.column}' for c in some[:6])})."] = (
+                "Evaluation, Metrics & Benchmarking", some)
     return out
 
 

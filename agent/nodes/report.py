@@ -280,15 +280,17 @@ def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: 
             # every claim it is part of, the subject of a comparison or the one compared with
             verdicts = [c for c in claims or [] if eid in (c.get("experiments") or [c.get("experiment")])
                         and (c.get("comparative") or not other_setup) and c.get("tested", True)]
-            failed = [p["arithmetic"] for p in deciding if not p.get("passed")] + \
+            unsure = [p["arithmetic"] for p in deciding if p.get("inconclusive")]  # a ranking of collapsed models
+            failed = [p["arithmetic"] for p in deciding if not p.get("passed") and not p.get("inconclusive")] + \
                 [f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "not replicated"]
             if not deciding and not verdicts:
                 status, why = "ran, no comparable target", _no_comparable_reason(exp, results[eid], parts, plan)
             elif failed:
                 status, why = "results differ", "; ".join(failed[:2])
-            elif any(c["verdict"] == "inconclusive" for c in verdicts):
+            elif unsure or any(c["verdict"] == "inconclusive" for c in verdicts):
                 status = "inconclusive"
-                why = next(f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "inconclusive")
+                why = next((f"{c['claim'][:80]}: {c['why']}" for c in verdicts if c["verdict"] == "inconclusive"),
+                           unsure[0] if unsure else "")
             else:
                 status = "replicated"
                 why = "; ".join([p["arithmetic"] for p in deciding] + [c["why"] for c in verdicts][:3])

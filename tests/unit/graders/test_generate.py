@@ -170,10 +170,14 @@ def test_a_plans_code_execution_leaves_are_decided_by_the_runs_files_not_the_jud
     p = _lora_paper()
     plan = _lora_plan(p.results)
     plan["experiments"][0]["id"], plan["experiments"][1]["id"] = "main", "ft"
+    # a CoLA-like column in another metric: the substituted run measures one metric, not this one
+    plan["experiments"][0]["targets"].append({**plan["experiments"][0]["targets"][0], "column": "CoLA", "metric": "MCC"})
     out = build_rubric(p, None, plan=plan)
     execution = [leaf for leaf in out.rubric.leaves() if leaf.task_category == "Code Execution"]
     assert execution and all(leaf.id in out.checks for leaf in execution)
     assert all(c.kind == "written" for leaf in execution for c in out.checks[leaf.id])
+    (table,) = [out.checks[x.id] for x in execution if "Table 2 targets" in x.requirements]
+    assert [(c.experiment, c.metric) for c in table] == [("main", "accuracy"), ("ft", "accuracy")]
     start = time.time() - 100
     sub, rep = doubles.make_submission(tmp_path, start=start)  # results/main/metrics.json only: ft never ran
     judge = doubles.RuleJudge()

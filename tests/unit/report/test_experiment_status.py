@@ -96,3 +96,20 @@ def test_a_check_that_the_run_wrote_its_number_replicates_nothing():
     status = {e["id"]: e for e in experiment_status(PLAN, results, {"exit": "submitted"}, REP, written)}
     assert status["lora"]["status"] == status["head"]["status"] == "ran, no comparable target"
     assert "no check or claim compares its numbers" in status["lora"]["reason"]
+
+
+def test_a_ranking_of_two_models_that_learned_nothing_is_inconclusive_not_a_result():
+    """Seen on the adapters paper at 200 sentences: both models fell from 52.5 to 48, and the
+    generated check "full fine-tuning beats adapters" read 0.48 - 0.48 = 0 <= 0, so full
+    fine-tuning was "results differ"; on the LoRA paper 0.56 - 0.54 > 0 passed on two collapsed models."""
+    ranking = Check(leaf_id="c0", kind="greater", experiment="lora", metric="accuracy", learned=True,
+                    other={"experiment": "head", "metric": "accuracy"})
+    collapsed = _results(lora=0.46, head=0.45)  # both below their 0.49 start
+    done = evaluate_all([ranking], collapsed)
+    assert not done["passed"] and done["parts"][0]["inconclusive"] and "learned nothing" in done["arithmetic"]
+    status = {e["id"]: e for e in experiment_status(PLAN, collapsed, {"exit": "submitted"}, REP,
+                                                    [dict(done, requirements="c0")])}
+    assert status["lora"]["status"] == "inconclusive" and status["head"]["status"] != "results differ"
+    assert "lora: 0.49 -> 0.46, head: 0.49 -> 0.45" in status["lora"]["reason"]
+    learned = evaluate_all([ranking], _results(lora=0.60, head=0.45))  # one of them learned: a ranking
+    assert learned["passed"] and not learned["parts"][0].get("inconclusive")
