@@ -273,6 +273,12 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
             experiments = [e for e in experiments if e["recipe"] or e["targets"]]
             notes.append(f"dropped {empty[:4]}{' and more' if len(empty) > 4 else ''}: no recipe and no result "
                          "of the paper's, nothing to run or compare")
+        elif empty:  # none can run: the first, on the recipe the paper's words name (the plan marks it approximated)
+            recipe = (grounded or ["full"])[0]
+            first = experiments[0]  # its method is its own words (a recipe label would hide the approximation)
+            experiments = [{**first, "recipe": recipe, "method": first["method"] or first["name"]}]
+            notes.append(f"no experiment had a recipe or a result of the paper's ({empty[:4]}): kept "
+                         f"{empty[0]!r} on recipe {recipe!r}, the method the paper's text names")
     # a method the paper names and reports a number for is an experiment, even outside the candidates
     for recipe in [] if (capable and experiments) else grounded:
         if any(e["recipe"] == recipe for e in experiments):

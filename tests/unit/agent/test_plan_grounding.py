@@ -204,6 +204,21 @@ def test_a_weak_models_name_with_no_recipe_and_no_result_is_dropped(tmp_path):
     assert any("Adapters large variant" in n and "nothing to run or compare" in n for n in stages[1]["notes"])
 
 
+def test_a_weak_plan_where_nothing_can_run_keeps_one_experiment_on_a_recipe(tmp_path):
+    """Seen in the sweep on the ELECTRA paper: three made-up sizes ("ELECTRA-Large", "Electra-Small",
+    "Electra-Base"), none with a recipe or a result: nothing to run, and the loop had no experiment to
+    write code for. One stays, on the recipe the paper's text names, recorded as an approximation."""
+    paper = peft_paper()
+    paper.tables, paper.results = [], []  # no result rows at all: nothing for grounding to add
+    claims = {"experiments": [{"name": n, "method": "x", "recipe": "none", "claim": "", "results": ["none"]}
+                              for n in ("Adapters large variant", "Adapters small variant")]}
+    plan, stages, *_ = _plan(tmp_path, [claims, {"x": 1}, {"x": 1}, {"x": 1}], paper, weak=True)
+    assert [(e.name, e.recipe) for e in plan.experiments][:1] == [("Adapters large variant", "full")]
+    assert "Adapters small variant" not in [e.name for e in plan.experiments]
+    assert any(d.what.startswith("method of") and "approximated by" in d.reason for d in plan.deviations)
+    assert any("no experiment had a recipe or a result" in n for n in stages[1]["notes"])
+
+
 def test_a_row_maps_to_a_recipe_only_when_it_names_its_method():
     """The weak path's regex: a '(Frozen)' variant is not the classifier-head recipe, AdaLoRA and
     LoRA+PE are not LoRA, 'Variable FT' is not full fine-tuning."""
