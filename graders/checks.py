@@ -227,10 +227,10 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
             out["passed"] = x > y + check.margin
             out["arithmetic"] = f"{x:.4g} - {y:.4g} = {x - y:.4g} {'>' if out['passed'] else '<='} {check.margin:g}"
             starts = [(e, m, _value(results, e, "before." + m.removeprefix("before."))) for e, m in
-                      ((check.experiment, check.metric), (check.other.experiment, check.other.metric))]
+                      ((check.experiment, check.metric), (check.other.experiment, check.other.metric))
+                      ] if check.learned else []  # only a ranking of two experiments reads their starts
             ends = dict(zip((check.experiment, check.other.experiment), (raw, other_raw)))
-            if check.learned and all(b is not None for *_, b in starts) and \
-                    all(ends[e] <= b for e, _, b in starts):
+            if starts and all(b is not None for *_, b in starts) and all(ends[e] <= b for e, _, b in starts):
                 out["passed"], out["inconclusive"] = False, True
                 out["arithmetic"] += ("; but neither experiment ended above its own before-training number (" +
                                       ", ".join(f"{e}: {_scale(check, b):.4g} -> {_scale(check, ends[e]):.4g}"
