@@ -30,6 +30,17 @@ class Reported(BaseModel):
     """The metric name a reproduction reports it under (results/<id>/metrics.json's keys)."""
 
 
+class Setting(BaseModel):
+    """A training setting of one experiment (agent.planning.settings)."""
+
+    value: str | None
+    """What the experiment trains with; None: the agent's code chooses (the paper gives no single value)."""
+    source: str
+    """Where the value comes from: the paper's, the planning model's, a scaffold's tested value."""
+    paper: list[str] = Field(default_factory=list)
+    """The paper's statements of it for this experiment, with page and context."""
+
+
 class Experiment(BaseModel):
     """One experiment the paper reports results for — free-form: the agent writes its code."""
 
@@ -53,6 +64,8 @@ class Experiment(BaseModel):
     metrics: list[str] = Field(default_factory=list)
     evidence: str = ""
     """Why it is in the plan (model pick, a results row of the paper, ...)."""
+    settings: dict[str, Setting] = Field(default_factory=dict)
+    """Per-experiment settings (learning_rate); a scaffold runs with them (Hyper.learning_rate)."""
 
 
 class Claim(BaseModel):

@@ -131,6 +131,46 @@ def _deviation_for(plan: dict | None, *names: str) -> dict | None:
     return None
 
 
+def _setup_leaves(paper: Any, plan: dict | None) -> list[tuple[str, str]]:
+    """Setup leaves for the paper's hyperparameters. Without a plan: each value the paper states.
+    With one: each experiment's learning rate as the plan sets it (the paper's for it, or the
+    deviation that replaced it), and every other setting once: the substitute its deviation names,
+    or the paper's value where the paper states only one (several values are other models' and
+    tasks' settings: no one of them is this run's)."""
+    stated = getattr(paper, "hyperparameters", []) or []
+    out: list[tuple[str, str]] = []
+    if plan is None:
+        first = {f"{h.name}={h.value}".lower(): h for h in reversed(stated)}  # each value's first statement
+        return [("Experimental Setup", f"The code sets {h.name} to {h.value}, as stated in the paper (page {h.page}).")
+                for h in stated if first[f"{h.name}={h.value}".lower()] is h]
+    for e in plan.get("experiments") or []:
+        s = (e.get("settings") or {}).get("learning_rate") or {}
+        d = next((d for d in plan.get("deviations") or [] if d.get("what") == f"learning rate of {e['id']}"), None)
+        who = f"The code of experiment {e['id']} ({e['name']}) trains with learning rate"
+        if d is not None:
+            out.append(("Experimental Setup", f"{who} {d['ours']}, the plan's setting where the paper states "
+                                              f"{d['paper']} (deviation: {d['reason']})."))
+        elif s.get("value"):
+            out.append(("Experimental Setup", f"{who} {s['value']}, " + (
+                f"as the paper states for it ({s['paper'][0]})." if s.get("paper") else
+                f"the plan's setting ({s.get('source')}).")))
+    by_name: dict[str, list] = {}
+    for h in stated:
+        by_name.setdefault(h.name, []).append(h)
+    for name, hs in by_name.items():
+        if name == "learning_rate":
+            continue
+        words = name.replace("_", " ")
+        d = _deviation_for(plan, words, words.rstrip("s"))
+        if d is not None:
+            out.append(("Experimental Setup", f"The code sets {name} to {d['ours']}, the plan's substitute for the "
+                                              f"paper's {d['paper']} (deviation: {d['reason']})."))
+        elif len({h.value.lower() for h in hs}) == 1:
+            out.append(("Experimental Setup", f"The code sets {name} to {hs[0].value}, as stated in the paper "
+                                              f"(page {hs[0].page})."))
+    return out
+
+
 def _plan_targets(plan: dict | None) -> dict[tuple[str, str, str], tuple[str, str]]:
     """(table, row, column) -> (experiment id, metric) of every target the plan has."""
     return {(t["table"], t["row"], t["column"]): (e["id"], t.get("metric", "accuracy"))
@@ -286,20 +326,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
     data = [acquire(n) for n in names] or [
         ("Dataset and Model Acquisition", "The code obtains and prepares the datasets and models the plan uses"
          + (" (the paper's, or the substitutes its deviations name)." if plan else " (the paper's)."))]
-    hparams = []
-    seen_h: set[str] = set()
-    for h in getattr(paper, "hyperparameters", []) or []:
-        key = f"{h.name}={h.value}".lower()
-        if key in seen_h:
-            continue
-        seen_h.add(key)
-        d = _deviation_for(plan, h.name.replace("_", " "), h.name.replace("_", " ").rstrip("s"))
-        if d is not None:
-            hparams.append(("Experimental Setup", f"The code sets {h.name} to {d['ours']}, the plan's substitute for "
-                                                  f"the paper's {h.value} (page {h.page}; deviation: {d['reason']})."))
-            continue
-        hparams.append(("Experimental Setup", f"The code sets {h.name} to {h.value}, as stated in the paper "
-                                              f"(page {h.page})."))
+    hparams = _setup_leaves(paper, plan)
 
     results_by_table: dict[str, list] = {}
     seen_r: set[tuple] = set()

@@ -134,11 +134,11 @@ def find_hyperparameters(sections: list[Section], tables: list[Table], abstract:
     out: list[Hyperparameter] = []
     seen: set[tuple[str, str, int]] = set()
 
-    def add(name: str, value: str, page: int, context: str) -> None:
+    def add(name: str, value: str, page: int, context: str, where: str = "") -> None:
         value = re.sub(r"\s+", " ", value).strip(" ,.;")
         if not value:
             return
-        key = (name, value.lower(), page)
+        key = (name, value.lower(), page, where)  # a table's cells apart: one value per column
         if key in seen:
             return
         seen.add(key)
@@ -161,17 +161,25 @@ def find_hyperparameters(sections: list[Section], tables: list[Table], abstract:
                         continue
                     if name == "training_steps" and not re.search(r"train|fine-tun|pre-train", sent, re.I):
                         continue
-                    add(name, val, s.page, sent)
+                    # a long sentence: the part around the value (what it is the value of precedes it)
+                    near = sent if len(sent) <= 300 else sent[max(0, m.start() - 220):m.end() + 80]
+                    add(name, val, s.page, near)
     for t in tables:
         labels = t.column_labels()
+        group = ""  # a row that only labels the rows under it ("RoBERTa base"): whose settings they are
         for r in t.rows[t.header_rows:]:
+            if r and r[0] and not any(r[1:]):
+                group = r[0]
             for c, cell in enumerate(r[:2]):
                 for name, pat in HP_TABLE_ROWS.items():
                     if cell and len(cell) < 40 and re.search(pat, cell, re.I):
                         for j in range(c + 1, len(r)):
                             if r[j] and r[j] != cell and (name not in NUMERIC_HP or re.search(r"\d", r[j])):
                                 col = labels[j] if j < len(labels) else ""
-                                ctx = f"{t.id}: {' / '.join(x for x in r[:c + 1] if x)} | {col}".strip()
-                                add(name, r[j], t.page, ctx + f" = {r[j]}")
+                                label = " / ".join(x for x in r[:c + 1] if x)
+                                if group and not r[0]:
+                                    label = f"{group} / {label}"
+                                ctx = f"{t.id}: {label} | {col}".strip()
+                                add(name, r[j], t.page, ctx + f" = {r[j]}", where=f"{t.id}|{col}")
                         break
     return out

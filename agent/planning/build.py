@@ -10,6 +10,7 @@ import json
 from agent.context import Offline
 from agent.plan import Claim, Deviation, Experiment, Hyper, Plan, Reported
 from agent.planning import grounding as g
+from agent.planning import settings
 from agent.planning.assets import choose_dataset, choose_model, encoder_entry, is_decoder
 from agent.recipes import get_recipe, registry
 from sandbox.broker import catalogue
@@ -167,11 +168,27 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
                     source="fallback" if both_failed else "model", addendum=addendum,
                     fields={by: sum(f["by"] == by for s in (s1, s2) for f in s.get("fields", []))
                             for by in ("kept", "replaced", "added")})
+    shared_rate: dict[str, str] = {}
     decoder = g.guess_decoder(paper) or paper_model  # an RLHF paper's policy, not its reward model's encoder
     if decoder_task and "smollm" not in decoder.lower():
         the_plan.deviations.append(Deviation(
             what="base model (causal LM)", paper=decoder, ours="SmolLM2-135M-Instruct (GGUF, de-quantised)",
             reason="offline machine: the only local decoder model"))
+    rate_notes, rate_deviations = settings.choose(
+        paper, experiments, {eid: e.get("model_rate") for eid, e in zip(_ids(experiments_in), experiments_in)},
+        capable=capable, paper_model=paper_model, dataset=paper_dataset, defaults=dict(the_plan.hyper.learning_rate))
+    the_plan.notes += rate_notes
+    the_plan.deviations += rate_deviations
+    for e in experiments:  # a scaffold trains at its experiment's rate
+        if e.recipe and (rate := e.settings[settings.RATE].value) is not None:
+            if e.recipe in shared_rate and shared_rate[e.recipe] != rate:
+                the_plan.notes.append(f"{e.id}: the {e.recipe} scaffold runs at {shared_rate[e.recipe]}, the rate "
+                                      f"of the experiment before it on that recipe, not {rate}")
+                e.settings[settings.RATE] = e.settings[settings.RATE].model_copy(update={
+                    "value": shared_rate[e.recipe], "source": "the rate of the experiment before it on its recipe"})
+                continue
+            shared_rate[e.recipe] = rate
+            the_plan.hyper.learning_rate[e.recipe] = float(rate)
     for r in {e.recipe for e in experiments if e.recipe}:  # what a recipe must substitute here (QLoRA without CUDA)
         for d in get_recipe(r).deviations(the_plan, {"cuda": offline.cuda}):
             if d not in the_plan.deviations:

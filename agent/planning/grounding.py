@@ -13,6 +13,7 @@ and mapped to recipes by the row patterns below. A capable model's answer is onl
 """
 from __future__ import annotations
 
+import math
 import re
 
 from agent.plan import Reported
@@ -477,15 +478,20 @@ def recipe_label(recipe: str) -> str:
     return METHOD_LABELS.get(recipe, recipe)
 
 
+def values_of(text: str) -> list[float]:
+    """The numbers a stated value holds: "5E-04" -> [0.0005]; a grid "3 · 10-5, 3 · 10-4" -> both."""
+    out = []
+    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:[·x×*]\s*10\s*[-−]\s*(\d+)|[eE]\s*([-+]?\d+))?", str(text)):
+        exp = -int(m.group(2)) if m.group(2) else int(m.group(3)) if m.group(3) else 0
+        out.append(float(f"{m.group(1)}e{exp}"))  # the decimal as written: 3 · 10-4 is 0.0003, not 0.00030000000000000003
+    return out
+
+
 def same_number(a, b) -> bool:
     """Whether ``a`` is the paper's stated value ``b``, or one of the values of a stated grid
     ("3 · 10-5, 3 · 10-4, 3 · 10-3": the model picking one of them agrees with the paper)."""
     try:
-        return float(a) == float(str(b).strip())
+        return math.isclose(float(a), float(str(b).strip()), rel_tol=1e-9)
     except (TypeError, ValueError):
         pass
-    grid = []
-    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:[·x×*]\s*10\s*[-−]\s*(\d+)|e-(\d+))?", str(b)):
-        exp = m.group(2) or m.group(3)
-        grid.append(float(m.group(1)) * (10 ** -int(exp) if exp else 1))
-    return isinstance(a, (int, float)) and any(abs(float(a) - v) <= 1e-12 + 1e-9 * abs(v) for v in grid)
+    return isinstance(a, (int, float)) and any(abs(float(a) - v) <= 1e-12 + 1e-9 * abs(v) for v in values_of(b))

@@ -442,7 +442,8 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     if capable:  # its experiments with their methods and recipes, and the whole paper again
         planned = [f"{eid}: {c['name']} (recipe: {c.get('recipe') or 'none'})" + (f" - {c['method']}" if c.get("method") else "")
                    for eid, c in zip(exp_ids, claims)]
-        hyper_lines = [f"{h.name} = {h.value} (p. {h.page})" for h in paper.hyperparameters[:40]]
+        # with where each is stated: a paper states one rate per model, dataset and method
+        hyper_lines = [f"{h.name} = {h.value} (p. {h.page}: {h.context[:90]})" for h in paper.hyperparameters[:60]]
         paper_text, _ = paper_within(paper, text_budget(ctx.model, sum(len(x) + 1 for x in results + planned + hyper_lines)))
     else:
         planned = [f"{eid}: {c['name']}" for eid, c in zip(exp_ids, claims)]
@@ -502,7 +503,7 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     for eid, c in zip(exp_ids, claims):
         said = said_by_exp.get(eid)
         hyper = {}
-        for name in ("epochs", "batch_size", "learning_rate"):
+        for name in ("epochs", "batch_size"):  # the learning rate: per experiment (agent.planning.settings)
             given = (said or {}).get(name)
             if name == "epochs" and capable and given == 0:
                 notes.append(f"{eid} {c['name']!r}: only evaluated, never trained (0 epochs, the model's answer)")
@@ -540,7 +541,9 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
         allowed = METRICS_CAPABLE if capable else METRICS
         metrics = [x for x in dict.fromkeys((said or {}).get("metrics") or []) if x in allowed] \
             or [targets[0]["metric"] if targets else "accuracy"]
+        rate = (said or {}).get("learning_rate")
         experiments.append({**c, "targets": targets, "metrics": metrics, "hyperparameters": hyper,
+                            "model_rate": rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None,
                             "settings_from": "model" if said else "paper"})
         for name in ("epochs", "batch_size", "learning_rate"):
             given = (said or {}).get(name)

@@ -525,8 +525,14 @@ def test_a_capable_models_order_and_its_pick_from_the_papers_grid_are_kept(tmp_p
     settings["experiments"][2]["learning_rate"] = 1e-2  # not in it
     plan, stages, *_ = _plan(tmp_path, [claims, settings], paper, weak=False)
     assert [e.name for e in plan.experiments] == ["Adapters", "Adapters (Frozen)", "Full fine-tuning"]
-    lr_notes = [n for n in stages[2]["notes"] if "learning_rate" in n]
-    assert len(lr_notes) == 1 and "E3 'Full fine-tuning': learning_rate 0.01" in lr_notes[0], lr_notes
+    lr_notes = [n for n in plan.notes if "learning rate" in n]
+    assert len(lr_notes) == 1 and lr_notes[0].startswith("full: learning rate 0.01 from the model"), lr_notes
+    rates = {e.id: e.settings["learning_rate"] for e in plan.experiments}
+    assert [rates[i].value for i in ("adapters", "adapters-frozen", "full")] == ["0.0003", "3e-05", "0.01"]
+    # kept, and the full scaffold runs it: a deviation from the paper's grid, the model's choice
+    assert plan.hyper.learning_rate["full"] == 0.01
+    d = next(d for d in plan.deviations if d.what == "learning rate of full")
+    assert d.ours == "0.01" and d.reason == "the planning model's choice" and "0.0003" in d.paper
 
 
 def test_the_recorded_capable_plan_of_the_lora_paper_replays_through_the_openai_client(tmp_path):

@@ -65,13 +65,17 @@ def test_stages_are_saved_and_grounded(tmp_path):
     assert "Step 2 of 2" in model.requests[1]["messages"][1]["content"]
     # stage 2: stated hyper-parameters come from the paper with their page
     head = s2["experiments"][0]
-    assert head["hyperparameters"]["learning_rate"]["from"].startswith("paper p.")
+    assert head["hyperparameters"]["epochs"]["from"].startswith("paper p.")
     assert s2["experiments"][2]["settings_from"] == "paper"  # the model gave none for 'full'
     # the plan: ids by recipe, cheapest first, each with the paper's number and provenance
     assert [(e.id, e.recipe) for e in plan.experiments] == [("head", "head"), ("lora", "lora"), ("full", "full")]
     assert [e.reported_after.value for e in plan.experiments] == [TABLE1[k] for k in ("head", "lora", "full")]
     assert all(e.reported_before.value == TABLE1["before"] for e in plan.experiments)
     assert plan.source == "model" and plan.experiments[0].claim
+    # each experiment's learning rate is the one the paper states for its method, and its scaffold runs it
+    rates = {e.id: (e.settings["learning_rate"].value, e.settings["learning_rate"].source) for e in plan.experiments}
+    assert rates == {"head": ("0.002", "the paper's"), "lora": ("0.001", "the paper's"), "full": ("5e-05", "the paper's")}
+    assert plan.hyper.learning_rate["head"] == 0.002 and not any("learning rate" in d.what for d in plan.deviations)
     assert s1["usage"]["calls"] == s2["usage"]["calls"] == 1 and usage["reasks"] == 0
 
 

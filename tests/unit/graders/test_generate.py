@@ -194,3 +194,30 @@ def test_a_plans_code_execution_leaves_are_decided_by_the_runs_files_not_the_jud
                             model=doubles.RuleJudge(), checks=out.checks, plan=plan)
     graded = {n.id: n for n in tree.walk()}
     assert all(graded[leaf.id].score == 1 for leaf in execution), [graded[x.id].explanation for x in execution]
+
+
+def test_a_plans_setup_leaves_ask_each_experiment_for_the_rate_the_plan_gives_it():
+    """The LoRA paper states 38 learning rates (per model, task and method): without a plan each is
+    a leaf "sets learning_rate to X", and no code can meet more than one. With a plan: one leaf per
+    experiment, for the rate the plan sets (the paper's for it, or its deviation), and a setting the
+    paper states with several values (other models' and tasks') gets no leaf."""
+    p = _lora_paper()
+    plan = _lora_plan(p.results)
+    plan["experiments"][0]["settings"] = {"learning_rate": {
+        "value": "0.0005", "source": "the paper's", "paper": ["5E-04 (p. 19: Table 9: RoBERTa base / Learning Rate | SST-2)"]}}
+    plan["experiments"][1]["settings"] = {"learning_rate": {
+        "value": "5e-05", "source": "the full scaffold's tested rate; the paper states none for it", "paper": []}}
+    plan["deviations"].append({"what": "learning rate of ft", "paper": "2e-05", "ours": "5e-05",
+                               "reason": "the planning model's choice"})
+    bare = [leaf.requirements for leaf in build_rubric(p, None, max_leaves=200).rubric.leaves()]
+    assert sum("sets learning_rate to" in r for r in bare) > 5
+    reqs = [leaf.requirements for leaf in build_rubric(p, None, plan=plan, max_leaves=80).rubric.leaves()]
+    rate_leaves = [r for r in reqs if "learning rate" in r or "learning_rate" in r]
+    assert rate_leaves == [
+        "The code of experiment lora (LoRA) trains with learning rate 0.0005, as the paper states for it "
+        "(5E-04 (p. 19: Table 9: RoBERTa base / Learning Rate | SST-2)).",
+        "The code of experiment ft (Full fine-tuning) trains with learning rate 5e-05, the plan's setting where "
+        "the paper states 2e-05 (deviation: the planning model's choice)."], rate_leaves
+    # the paper states several batch sizes and LoRA alphas: the plan's epochs deviation is a leaf, they are not
+    assert any("sets epochs to 1, the plan's substitute" in r for r in reqs)
+    assert not any("lora_alpha" in r for r in reqs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -137,6 +138,21 @@ def test_hyperparameters_found_with_pages():
     numeric = {"learning_rate", "batch_size", "epochs"}
     assert not [h for h in p.hyperparameters if h.name in numeric and not any(ch.isdigit() for ch in h.value)]
     assert any(h.name == "lr_schedule" and h.value == "Linear" and h.page == 19 for h in p.hyperparameters)
+    # each column's cell is its own statement, under the label of the rows' group: whose rate it is
+    contexts = {h.context for h in lr}
+    assert {"Table 9: RoBERTa base / Learning Rate | SST-2 = 5E-04", "Table 9: RoBERTa base / Learning Rate | MNLI = 5E-04",
+            "Table 9: RoBERTa large / Learning Rate | SST-2 = 4E-04"} <= contexts, sorted(contexts)
+
+
+def test_a_long_sentences_hyperparameter_keeps_the_words_before_its_value():
+    """The demo paper states three rates in one 400-character sentence: each statement keeps the
+    part that names its method (the third, "(c) full finetuning … 5e-5", lies past 300 characters)."""
+    from papers.ingest import load_paper
+
+    p = load_paper(Path(__file__).parents[3] / "papers" / "demo-minilm-sentiment" / "paper.pdf")
+    assert all(len(h.context) <= 300 for h in p.hyperparameters)
+    lr = {h.value: h.context for h in p.hyperparameters if h.name == "learning_rate"}
+    assert re.search(r"\(c\) full finetuning of all weights, learning rate 5e-0?5", lr["5e-05"]), lr
 
 
 def test_jmir_columns_reversed_warning_and_abstract():
