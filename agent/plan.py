@@ -102,6 +102,9 @@ class Hyper(BaseModel):
         "full": 5e-5, "head": 2e-3, "lora": 1e-3, "qlora": 1e-3, "sft": 5e-5, "dpo": 5e-4})
     lora_r: int = 8
     lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
     max_length: int = 64
     seed: int = 42
     train_limit: int | None = None

@@ -133,39 +133,39 @@ def _deviation_for(plan: dict | None, *names: str) -> dict | None:
 
 def _setup_leaves(paper: Any, plan: dict | None) -> list[tuple[str, str]]:
     """Setup leaves for the paper's hyperparameters. Without a plan: each value the paper states.
-    With one: each experiment's learning rate as the plan sets it (the paper's for it, or the
-    deviation that replaced it), and every other setting once: the substitute its deviation names,
-    or the paper's value where the paper states only one (several values are other models' and
-    tasks' settings: no one of them is this run's)."""
+    With one: each experiment's settings as the plan records them (agent.planning.settings: the
+    paper's for that experiment, or the deviation that replaced it; one leaf for the experiments that
+    share one), and the plan's epochs and batch size. A value the paper prints for another model,
+    task or method, or a setting it states several values of, is no leaf: no run can meet them all."""
     stated = getattr(paper, "hyperparameters", []) or []
-    out: list[tuple[str, str]] = []
     if plan is None:
         first = {f"{h.name}={h.value}".lower(): h for h in reversed(stated)}  # each value's first statement
         return [("Experimental Setup", f"The code sets {h.name} to {h.value}, as stated in the paper (page {h.page}).")
                 for h in stated if first[f"{h.name}={h.value}".lower()] is h]
+    deviations = {d.get("what"): d for d in plan.get("deviations") or []}
+    grouped: dict[str, list[str]] = {}
     for e in plan.get("experiments") or []:
-        s = (e.get("settings") or {}).get("learning_rate") or {}
-        d = next((d for d in plan.get("deviations") or [] if d.get("what") == f"learning rate of {e['id']}"), None)
-        who = f"The code of experiment {e['id']} ({e['name']}) trains with learning rate"
-        if d is not None:
-            out.append(("Experimental Setup", f"{who} {d['ours']}, the plan's setting where the paper states "
-                                              f"{d['paper']} (deviation: {d['reason']})."))
-        elif s.get("value"):
-            out.append(("Experimental Setup", f"{who} {s['value']}, " + (
-                f"as the paper states for it ({s['paper'][0]})." if s.get("paper") else
-                f"the plan's setting ({s.get('source')}).")))
-    by_name: dict[str, list] = {}
-    for h in stated:
-        by_name.setdefault(h.name, []).append(h)
-    for name, hs in by_name.items():
-        if name == "learning_rate":
-            continue
+        for name, s in (e.get("settings") or {}).items():
+            label = name.replace("_", " ")
+            d = deviations.get(f"{label} of {e['id']}")
+            if d is not None:
+                tail = f"{d['ours']}, the plan's setting where the paper states {d['paper']} (deviation: {d['reason']})."
+            elif s.get("value"):
+                tail = f"{s['value']}, " + (f"as the paper states for it ({s['paper'][0]})." if s.get("paper") else
+                                             f"the plan's setting ({s.get('source')}).")
+            else:
+                continue
+            grouped.setdefault(f"{label} {tail}", []).append(f"{e['id']} ({e['name']})")
+    out = [("Experimental Setup", f"The code of experiment{'s' if len(ids) > 1 else ''} {', '.join(ids)} trains "
+                                  f"with {rest}") for rest, ids in grouped.items()]
+    for name in ("epochs", "batch_size"):
+        hs = [h for h in stated if h.name == name]
         words = name.replace("_", " ")
         d = _deviation_for(plan, words, words.rstrip("s"))
         if d is not None:
             out.append(("Experimental Setup", f"The code sets {name} to {d['ours']}, the plan's substitute for the "
                                               f"paper's {d['paper']} (deviation: {d['reason']})."))
-        elif len({h.value.lower() for h in hs}) == 1:
+        elif hs and len({h.value.lower() for h in hs}) == 1:
             out.append(("Experimental Setup", f"The code sets {name} to {hs[0].value}, as stated in the paper "
                                               f"(page {hs[0].page})."))
     return out

@@ -189,6 +189,7 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
                 continue
             shared_rate[e.recipe] = rate
             the_plan.hyper.learning_rate[e.recipe] = float(rate)
+    the_plan.deviations += settings.apply_others(paper, the_plan, paper_model=paper_model, dataset=paper_dataset)
     for r in {e.recipe for e in experiments if e.recipe}:  # what a recipe must substitute here (QLoRA without CUDA)
         for d in get_recipe(r).deviations(the_plan, {"cuda": offline.cuda}):
             if d not in the_plan.deviations:

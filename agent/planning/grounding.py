@@ -125,7 +125,8 @@ _CITATION = re.compile(r"\bet al\b.*\b(19|20)\d\d\b.*\b(In |Proceedings|arXiv|Co
 METHODISH = re.compile(r"adapter|fine-?tun|\bFT\b|lora|baseline|head|prob|frozen|prompt|prefix|bitfit|distil|"
                        r"bert|gpt|roberta|\bt5\b|lstm|transformer|\bours\b|model", re.I)
 _MODEL_NAMES = re.compile(
-    r"\b(BERT[- ]?(?:base|large)|RoBERTa(?:[- ](?:base|large))?|DistilBERT|ALBERT|XLNet|ELECTRA|"
+    r"\b(BERT[- ]?(?:base|large)|RoBERTa(?:[- ](?:base|large))?|DeBERTa(?:[- ]?(?:XXL|XL|large|base|V[23]))?|"
+    r"DistilBERT|ALBERT|XLNet|ELECTRA|"
     r"GPT-?[234](?:[- ](?:small|medium|large|xl))?|T5(?:[- ](?:small|base|large))?|Llama[- ]?\d[\w.-]*|"
     r"Mistral[- ]7B|SmolLM2?(?:-\d+M)?(?:-Instruct)?|(?:all-)?MiniLM(?:-L\d+(?:-H\d+)?)?(?:-v2)?|BERT)\b", re.I)
 _DATASET_NAMES = re.compile(

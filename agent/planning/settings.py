@@ -13,11 +13,19 @@ from __future__ import annotations
 
 import re
 
-from agent.plan import Deviation, Experiment, Setting
+from agent.plan import Deviation, Experiment, Plan, Setting
 from agent.planning import grounding as g
+from agent.recipes import get_recipe
+from agent.recipes.base import template_config
 from papers.paper import Hyperparameter, Paper
 
 RATE = "learning_rate"
+#: the paper's setting -> the scaffold's CONFIG key (agent.recipes); epochs and batch size are the
+#: plan's (build_plan's deviations), the learning rate is chosen above
+SCAFFOLD_KEYS = {"max_seq_length": "max_length", "lora_rank": "lora_r", "lora_alpha": "lora_alpha",
+                 "dropout": "lora_dropout", "weight_decay": "weight_decay", "warmup": "warmup_ratio"}
+_LORA_ONLY = {"lora_rank", "lora_alpha"}  # settings of a LoRA module: no other method has them
+_PLAN_WIDE = {RATE, "epochs", "batch_size", "training_steps"}  # the training length is the plan's epochs
 _STOP = {"the", "and", "with", "for", "only", "our", "ours", "model", "models", "method", "base", "large", "small"}
 _TABLE = re.compile(r"^(Table\s+\w+):")
 
@@ -28,13 +36,15 @@ def _norm(text: str) -> str:
 
 def _window(h: Hyperparameter, same: list[Hyperparameter]) -> str:
     """A sentence's part that belongs to this value: from the previous value it states for the same
-    setting ("(a) head only: … learning rate 0.002; (b) LoRA: … learning rate 0.001") to this one."""
+    setting, or the clause's start ("(a) head only: … learning rate 0.002; (b) LoRA: … learning rate
+    0.001"), to this one."""
     ctx = h.context
     pos = ctx.find(h.value)
     if pos < 0:
         return ctx
     ends = [m.end() for o in same if o.value != h.value
             for m in re.finditer(rf"(?<![\d.]){re.escape(o.value)}(?!\d)", ctx[:pos])]
+    ends += [m.end() for m in re.finditer(";", ctx[:pos])]  # a clause of its own: "…; (b) LoRA: rank 8"
     return ctx[max(ends, default=0):pos + len(h.value)]
 
 
@@ -127,3 +137,70 @@ def choose(paper: Paper, experiments: list[Experiment], said: dict[str, float | 
                                                "scaffold's tested rate")))
         e.settings[RATE] = Setting(value=None if value is None else f"{value:g}", source=source, paper=paper_says)
     return notes, deviations
+
+
+def _numbers(text: str) -> list[float]:
+    """A stated value's numbers, a percentage as a fraction ("6%" warm-up is a ratio of 0.06)."""
+    return [v / 100 if re.search(r"\d\s*%", text) else v for v in g.values_of(text)]
+
+
+def apply_others(paper: Paper, plan: Plan, *, paper_model: str, dataset: str) -> list[Deviation]:
+    """Every other setting the paper states for an experiment, in its ``settings``. A scaffold runs
+    the paper's value where the paper states one for its experiment (plan.hyper); where it still runs
+    another (a value the scaffold caps, another experiment's on a shared field, no single value
+    stated), the scaffold's is recorded as a deviation. A statement of no planned experiment (another
+    model's steps, a decoding beam) is no setting of this run."""
+    experiments = plan.experiments
+    found: dict[tuple[str, str], list[tuple[Hyperparameter, str]]] = {}
+    for name in dict.fromkeys(h.name for h in paper.hyperparameters):
+        for e in experiments if name not in _PLAN_WIDE else []:
+            if name in _LORA_ONLY and not _is_lora(e):
+                continue
+            stmts = statements_for(paper, e, [o for o in experiments if o is not e], paper_model, dataset, name)
+            if stmts:
+                found[(e.id, name)] = stmts
+    applied: dict[str, str] = {}  # Hyper field -> the experiment whose paper value set it
+    for (eid, name), stmts in found.items():
+        e, key = plan.experiment(eid), SCAFFOLD_KEYS.get(name)
+        values = list(dict.fromkeys(v for h, _ in stmts for v in _numbers(h.value)))
+        if e.recipe and key and len(values) == 1 and key not in applied and _applies(e, name):
+            setattr(plan.hyper, key, type(getattr(plan.hyper, key))(values[0]))
+            applied[key] = eid
+    deviations = []
+    for (eid, name), stmts in found.items():
+        e, key = plan.experiment(eid), SCAFFOLD_KEYS.get(name)
+        texts = list(dict.fromkeys(h.value for h, _ in stmts))
+        values = list(dict.fromkeys(v for h, _ in stmts for v in _numbers(h.value)))
+        cites = [_cite(h, own) for h, own in stmts][:4]
+        ours = get_recipe(e.recipe).config(plan).get(key) if e.recipe and key and _applies(e, name) else None
+        if ours is None or isinstance(ours, (dict, list, str, bool)):
+            e.settings[name] = Setting(value=texts[0] if len(texts) == 1 else None, paper=cites,
+                                       source="the paper's" if len(texts) == 1 else
+                                       "the paper states several for comparable settings")
+            continue
+        if any(abs(ours - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
+            e.settings[name] = Setting(value=f"{ours:g}", paper=cites, source="the paper's" if len(values) == 1 else
+                                       "one of the paper's (it states several for comparable settings)")
+            continue
+        other = applied.get(key)
+        why = (f"the {e.recipe} scaffold runs {key} {ours:g}, the value of experiment {other}" if other and other != eid
+               else f"the paper gives no single value for it; the {e.recipe} scaffold's tested setting"
+               if len(values) > 1 else f"the {e.recipe} scaffold's tested setting")
+        e.settings[name] = Setting(value=f"{ours:g}", source=why, paper=cites)
+        deviations.append(Deviation(what=f"{name.replace('_', ' ')} of {eid}", paper=" or ".join(texts[:4]),
+                                    ours=f"{ours:g}", reason=why))
+    return deviations
+
+
+def _scaffold_lora(recipe: str | None) -> bool:
+    """Whether a recipe's scaffold trains a LoRA module (the LoRA recipes, and the causal-LM ones' peft)."""
+    return bool(recipe) and (recipe in ("lora", "qlora") or template_config(get_recipe(recipe).template).get("peft") == "lora")
+
+
+def _is_lora(e: Experiment) -> bool:
+    return _scaffold_lora(e.recipe) or bool(g.ROW_PATTERNS["lora"].search(e.name))
+
+
+def _applies(e: Experiment, name: str) -> bool:
+    """Whether the experiment's scaffold sets this setting: a LoRA module's (its dropout too) only on LoRA."""
+    return name not in _LORA_ONLY | {"dropout"} or _scaffold_lora(e.recipe)

@@ -88,3 +88,56 @@ def test_a_capable_models_rate_is_kept_and_a_weak_models_is_not_used():
     assert rates["own"].value == "0.002" and rates["own"].source == "the planning model's (the paper states none for it)"
     weak, notes, devs = _choose(_paper(hps), [Experiment(id="lora", name="LoRA", recipe="lora")], said=said)
     assert weak["lora"].value == "0.0003" and notes == [] and devs == []
+
+
+def _plan(paper, exps, model="all-MiniLM-L6-v2", dataset="movie review snippets"):
+    from agent.plan import Plan
+
+    plan = Plan(task="t", paper_model=model, paper_dataset=dataset, experiments=exps)
+    return plan, settings.apply_others(paper, plan, paper_model=model, dataset=dataset)
+
+
+def test_a_scaffold_runs_the_papers_lora_settings_the_variant_paper_states():
+    """The variant paper: LoRA r = 4, alpha = 8, dropout 0.05 — the LoRA scaffold's tested 8, 16 and
+    0.1 were what it ran, unrecorded. Now the scaffold's CONFIG holds the paper's values."""
+    from pathlib import Path
+
+    from agent.recipes import get_recipe
+    from papers.ingest import load_paper
+
+    paper = load_paper(Path(__file__).parents[3] / "papers" / "variant-lora-qv-macro-f1" / "paper.pdf")
+    plan, devs = _plan(paper, [Experiment(id="lora", name="LoRA on query and value", recipe="lora")])
+    assert devs == []
+    assert (plan.hyper.lora_r, plan.hyper.lora_alpha, plan.hyper.lora_dropout) == (4, 8, 0.05)
+    config = get_recipe("lora").config(plan)
+    assert (config["lora_r"], config["lora_alpha"], config["lora_dropout"]) == (4, 8, 0.05)
+    got = {k: (s.value, s.source) for k, s in plan.experiments[0].settings.items()}
+    assert got["lora_rank"] == ("4", "the paper's") and got["dropout"] == ("0.05", "the paper's")
+
+
+def test_a_value_the_scaffold_caps_is_a_deviation_and_another_experiments_lora_rank_is_not_full_fine_tunings():
+    text = "We fine-tune with LoRA rank r = 16 and a maximum sequence length of 512 tokens."
+    hps = [Hyperparameter(name="lora_rank", value="16", page=1, context=text),
+           Hyperparameter(name="max_seq_length", value="512", page=1, context=text)]
+    exps = [Experiment(id="sft", name="LoRA SFT", recipe="sft"), Experiment(id="full", name="Full fine-tuning",
+                                                                             recipe="full")]
+    plan, devs = _plan(_paper(hps, text=text), exps, model="SmolLM2", dataset="reviews")
+    # the causal-LM scaffold keeps at most 64 tokens: it runs 64, and says so
+    assert [(d.what, d.paper, d.ours) for d in devs] == [("max seq length of sft", "512", "64")]
+    assert "lora_rank" not in plan.experiment("full").settings
+    assert plan.experiment("sft").settings["lora_rank"].value == "16" and plan.hyper.lora_r == 16
+
+
+def test_the_lora_papers_other_models_settings_are_not_the_runs():
+    """Training steps of a GPT-2 analysis and DeBERTa's classifier dropout (Table 10) are no settings of
+    a RoBERTa-base LoRA run."""
+    from papers.ingest import load_paper
+    from tests.conftest import need_shared
+
+    paper = load_paper(need_shared("papers/real/lora-2106.09685.pdf"))
+    plan, devs = _plan(paper, [Experiment(id="lora", name="LoRA", recipe="lora")], model="RoBERTa-base",
+                       dataset="SST-2")
+    got = plan.experiments[0].settings
+    assert "training_steps" not in got and "dropout" not in got and "weight_decay" not in got, got
+    assert got["lora_rank"].value == "8" and "Table 9" in got["lora_rank"].paper[0]
+    assert devs == []

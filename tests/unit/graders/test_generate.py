@@ -209,6 +209,10 @@ def test_a_plans_setup_leaves_ask_each_experiment_for_the_rate_the_plan_gives_it
         "value": "5e-05", "source": "the full scaffold's tested rate; the paper states none for it", "paper": []}}
     plan["deviations"].append({"what": "learning rate of ft", "paper": "2e-05", "ours": "5e-05",
                                "reason": "the planning model's choice"})
+    for e in plan["experiments"]:  # one setting both share; one the paper states several values of
+        e["settings"]["max_seq_length"] = {"value": "128", "source": "the paper's",
+                                           "paper": ["128 (p. 7: use a sequence length of 128)"]}
+        e["settings"]["lora_alpha"] = {"value": None, "source": "the paper states several", "paper": ["8", "32"]}
     bare = [leaf.requirements for leaf in build_rubric(p, None, max_leaves=200).rubric.leaves()]
     assert sum("sets learning_rate to" in r for r in bare) > 5
     reqs = [leaf.requirements for leaf in build_rubric(p, None, plan=plan, max_leaves=80).rubric.leaves()]
@@ -220,4 +224,8 @@ def test_a_plans_setup_leaves_ask_each_experiment_for_the_rate_the_plan_gives_it
         "the paper states 2e-05 (deviation: the planning model's choice)."], rate_leaves
     # the paper states several batch sizes and LoRA alphas: the plan's epochs deviation is a leaf, they are not
     assert any("sets epochs to 1, the plan's substitute" in r for r in reqs)
-    assert not any("lora_alpha" in r for r in reqs)
+    assert not any("lora_alpha" in r or "lora alpha" in r for r in reqs)
+    assert [r for r in reqs if "max seq length" in r] == [
+        "The code of experiments lora (LoRA), ft (Full fine-tuning) trains with max seq length 128, as the paper "
+        "states for it (128 (p. 7: use a sequence length of 128))."]
+    assert not any("training_steps" in r or "beam_size" in r for r in reqs)
