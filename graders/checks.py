@@ -12,6 +12,9 @@ Kinds:
 * ``ratio_below`` reproduced / other < limit: "under 5% of the parameters".
 * ``written``     the reproduction wrote the number at all: "reproduce.sh runs every experiment to
                   its results file" (a fact of the run, never a replication: it decides no status).
+* ``configured``  the results file's ``config`` echo sets ``metric`` (a setting: learning_rate, ...)
+                  to ``setting``: "trains with learning rate 0.0005". A file without that echo
+                  leaves the leaf undecided: the judge reads the code instead. Decides no status.
 
 Rubrics keep PaperBench's JSON byte-identical: checks live in a sidecar beside the rubric,
 ``rubric.checks.json`` = {"checks": [...]} keyed by leaf id; generated rubrics carry their own.
@@ -19,12 +22,13 @@ Rubrics keep PaperBench's JSON byte-identical: checks live in a sidecar beside t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from graders.contract import find_metric, mapped_metric
+from graders.contract import CONFIG_KEYS, find_metric, mapped_metric
 
 SIDECAR = "rubric.checks.json"
 
@@ -51,7 +55,7 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     leaf_id: str
-    kind: Literal["close", "between", "greater", "ratio_below", "written"]
+    kind: Literal["close", "between", "greater", "ratio_below", "written", "configured"]
     experiment: str
     metric: str
     paper: PaperValue | None = None
@@ -65,6 +69,8 @@ class Check(BaseModel):
     other: Quantity | None = None
     margin: float = 0.0
     limit: float | None = None
+    setting: float | None = None
+    """For ``configured``: the value the plan sets."""
     learned: bool = False
     """For ``greater`` between two experiments: it passes only if at least one of them ended above its
     own before-training number (two models that learned nothing rank by noise)."""
@@ -130,10 +136,37 @@ def bind_to_plan(checks: dict[str, list[Check]], plan: dict | None) -> tuple[dic
 
 
 def evaluate_all(checks: list[Check], results: dict[str, dict]) -> dict:
-    """One leaf's checks: passed when every one passes; the arithmetic of each, in order."""
+    """One leaf's checks: passed when every one passes; the arithmetic of each, in order.
+    ``undecided`` when none failed and one could not read its number (the judge decides the leaf)."""
     done = [evaluate(c, results) for c in checks]
+    failed = any(not d["passed"] and not d.get("undecided") for d in done)
     return {**done[0], "passed": all(d["passed"] for d in done), "parts": done,
+            "undecided": not failed and any(d.get("undecided") for d in done),
             "arithmetic": "; ".join(d["arithmetic"] for d in done)}
+
+
+def _configured(check: Check, results: dict[str, dict]) -> dict:
+    r = results.get(check.experiment)
+    key = CONFIG_KEYS.get(check.metric, check.metric)
+    config = ((r or {}).get("info") or {}).get("config")
+    value = config.get(key) if isinstance(config, dict) else None
+    if isinstance(value, dict):  # a scaffold's rates by method: the one its method runs
+        value = value.get(config.get("method"))
+    out = {"leaf_id": check.leaf_id, "kind": check.kind, "experiment": check.experiment, "metric": check.metric,
+           "file": (r or {}).get("file"), "paper": None, "reproduced": None, "difference": None, "passed": False,
+           "spec": check.model_dump()}
+    if r is None:
+        out["arithmetic"] = f"results/{check.experiment}/metrics.json: no results file written by the reproduction"
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or check.setting is None:
+        out["undecided"] = True
+        out["arithmetic"] = (f"results/{check.experiment}/metrics.json echoes no config {key!r}: "
+                             "the judge reads the code for it")
+    else:
+        out["reproduced"] = value
+        out["passed"] = math.isclose(value, check.setting, rel_tol=1e-6)
+        out["arithmetic"] = (f"results/{check.experiment}/metrics.json: config {key} = {value:g} "
+                             f"{'=' if out['passed'] else '!='} {check.setting:g}, the plan's")
+    return out
 
 
 def _lookup(results: dict[str, dict], experiment: str, metric: str, column: str = "",
@@ -170,6 +203,8 @@ def _scale(check: Check, x: float) -> float:
 def evaluate(check: Check, results: dict[str, dict]) -> dict:
     """{"passed", "reproduced", "paper", "difference", "tolerance", "arithmetic", "file"} — the
     arithmetic in words, for the report. ``results``: graders.contract.read_results' output."""
+    if check.kind == "configured":
+        return _configured(check, results)
     cell = check.paper.model_dump() if check.paper else None
     got = _lookup(results, check.experiment, check.metric, check.paper.column if check.paper else "", cell)
     raw = got[1] if got else None

@@ -52,6 +52,12 @@ CONTRACT_TEXT = f"""The submission contract (the reproduction and the grader rea
 """
 
 
+#: a results file's ``config`` echo (the scaffolds write theirs): the setting names a plan uses -> its keys
+CONFIG_KEYS = {"learning_rate": "learning_rate", "max_seq_length": "max_length", "lora_rank": "lora_r",
+               "lora_alpha": "lora_alpha", "dropout": "lora_dropout", "weight_decay": "weight_decay",
+               "warmup": "warmup_ratio", "epochs": "epochs", "batch_size": "batch_size"}
+
+
 class ContractError(ValueError):
     """A results file breaks the contract; the message says which file and what is wrong."""
 
@@ -284,7 +290,7 @@ def read_results(root: Path, start_time: float | None, plan: dict | None = None)
             continue
         extra = dict(r.model_extra or {})
         info = {k: extra[k] for k in ("trainable_params", "total_params", "train_seconds", "n_train", "n_test",
-                                      "device", "seed", "deviations", "samples") if k in extra}
+                                      "device", "seed", "deviations", "samples", "config") if k in extra}
         results[path.parent.name] = {"metrics": r.metrics, "before": r.before, "curves": r.curves, "file": rel,
                                      "info": info, "reproduces": {k: v.model_dump(exclude_none=True)
                                                                   for k, v in r.reproduces.items()},

@@ -131,44 +131,65 @@ def _deviation_for(plan: dict | None, *names: str) -> dict | None:
     return None
 
 
-def _setup_leaves(paper: Any, plan: dict | None) -> list[tuple[str, str]]:
+def _setup_leaves(paper: Any, plan: dict | None) -> list[tuple[str, str, list[Check]]]:
     """Setup leaves for the paper's hyperparameters. Without a plan: each value the paper states.
     With one: each experiment's settings as the plan records them (agent.planning.settings: the
     paper's for that experiment, or the deviation that replaced it; one leaf for the experiments that
     share one), and the plan's epochs and batch size. A value the paper prints for another model,
-    task or method, or a setting it states several values of, is no leaf: no run can meet them all."""
+    task or method, or a setting it states several values of, is no leaf: no run can meet them all.
+    Each plan leaf carries ``configured`` checks: the results files' config echo decides it (the
+    judge, where the code writes none)."""
     stated = getattr(paper, "hyperparameters", []) or []
     if plan is None:
         first = {f"{h.name}={h.value}".lower(): h for h in reversed(stated)}  # each value's first statement
-        return [("Experimental Setup", f"The code sets {h.name} to {h.value}, as stated in the paper (page {h.page}).")
+        return [("Experimental Setup", f"The code sets {h.name} to {h.value}, as stated in the paper (page {h.page}).", [])
                 for h in stated if first[f"{h.name}={h.value}".lower()] is h]
     deviations = {d.get("what"): d for d in plan.get("deviations") or []}
-    grouped: dict[str, list[str]] = {}
+    grouped: dict[str, list[tuple[dict, str]]] = {}
     for e in plan.get("experiments") or []:
         for name, s in (e.get("settings") or {}).items():
             label = name.replace("_", " ")
             d = deviations.get(f"{label} of {e['id']}")
             if d is not None:
-                tail = f"{d['ours']}, the plan's setting where the paper states {d['paper']} (deviation: {d['reason']})."
+                value = d["ours"]
+                tail = f"{value}, the plan's setting where the paper states {d['paper']} (deviation: {d['reason']})."
             elif s.get("value"):
-                tail = f"{s['value']}, " + (f"as the paper states for it ({s['paper'][0]})." if s.get("paper") else
-                                             f"the plan's setting ({s.get('source')}).")
+                value = s["value"]
+                tail = f"{value}, " + (f"as the paper states for it ({s['paper'][0]})." if s.get("paper") else
+                                       f"the plan's setting ({s.get('source')}).")
             else:
                 continue
-            grouped.setdefault(f"{label} {tail}", []).append(f"{e['id']} ({e['name']})")
-    out = [("Experimental Setup", f"The code of experiment{'s' if len(ids) > 1 else ''} {', '.join(ids)} trains "
-                                  f"with {rest}") for rest, ids in grouped.items()]
+            grouped.setdefault(f"{label} {tail}", []).append((e, f"{name}={value}"))
+    out = []
+    for rest, members in grouped.items():
+        ids = [f"{e['id']} ({e['name']})" for e, _ in members]
+        out.append(("Experimental Setup", f"The code of experiment{'s' if len(ids) > 1 else ''} {', '.join(ids)} "
+                                          f"trains with {rest}", [c for e, nv in members if (c := _configured(e["id"], nv))]))
+    everyone = [e["id"] for e in plan.get("experiments") or []]
     for name in ("epochs", "batch_size"):
         hs = [h for h in stated if h.name == name]
         words = name.replace("_", " ")
         d = _deviation_for(plan, words, words.rstrip("s"))
         if d is not None:
             out.append(("Experimental Setup", f"The code sets {name} to {d['ours']}, the plan's substitute for the "
-                                              f"paper's {d['paper']} (deviation: {d['reason']})."))
+                                              f"paper's {d['paper']} (deviation: {d['reason']}).",
+                        [c for eid in everyone if (c := _configured(eid, f"{name}={d['ours']}"))]))
         elif hs and len({h.value.lower() for h in hs}) == 1:
             out.append(("Experimental Setup", f"The code sets {name} to {hs[0].value}, as stated in the paper "
-                                              f"(page {hs[0].page})."))
+                                              f"(page {hs[0].page}).",
+                        [c for eid in everyone if (c := _configured(eid, f"{name}={hs[0].value}"))]))
     return out
+
+
+def _configured(experiment: str, name_value: str) -> Check | None:
+    """A check that the experiment's results file echoes the setting's value (None: not a number)."""
+    name, _, value = name_value.partition("=")
+    try:
+        number = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+    except ValueError:
+        return None
+    return Check(leaf_id="", kind="configured", experiment=experiment, metric=name, setting=number,
+                 why="written by the rubric generator for a setting of the plan")
 
 
 def _plan_targets(plan: dict | None) -> dict[tuple[str, str, str], tuple[str, str]]:
@@ -326,7 +347,9 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
     data = [acquire(n) for n in names] or [
         ("Dataset and Model Acquisition", "The code obtains and prepares the datasets and models the plan uses"
          + (" (the paper's, or the substitutes its deviations name)." if plan else " (the paper's)."))]
-    hparams = _setup_leaves(paper, plan)
+    setup = _setup_leaves(paper, plan)
+    hparams = [(fine, req) for fine, req, _ in setup]
+    setup_checks = {req: some for _, req, some in setup if some}
 
     results_by_table: dict[str, list] = {}
     seen_r: set[tuple] = set()
@@ -379,6 +402,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
         sections.append(node("s", "The experimental setup (data, models, hyperparameters) matches the paper.", 2,
                              [node(f"s{i}", req, 1, cat="Code Development", fine=fg)
                               for i, (fg, req) in enumerate(setup_p)]))
+    pending_checks += [(req, setup_checks[req]) for _, req in setup_p if req in setup_checks]
     if exec_p:
         sections.append(node("e", "The experiments have been run by reproduce.sh.", 2,
                              [node(f"e{i}", req, 1, cat="Code Execution", fine=fg)

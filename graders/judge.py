@@ -517,9 +517,10 @@ def grade_submission(
         leaf_checks = (checks or {}).get(leaf.node.id)
         if leaf_checks:
             done_check = evaluate_all(leaf_checks, results)
-            verdicts[leaf.index] = Verdict(int(done_check["passed"]), True, verdict_text(done_check),
-                                           {"decided_by": "check", "check": done_check})
-            continue
+            if not done_check["undecided"]:  # a setting the results file does not echo: the judge reads the code
+                verdicts[leaf.index] = Verdict(int(done_check["passed"]), True, verdict_text(done_check),
+                                               {"decided_by": "check", "check": done_check})
+                continue
         cache_name = model.name + (f"#samples={cfg.samples}" if cfg.samples > 1 else "")  # a vote is another verdict
         key = GradeCache.key(cache_name, leaf, digests[leaf.node.task_category or CODE_DEV])
         keys[leaf.index] = key

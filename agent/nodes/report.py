@@ -273,9 +273,10 @@ def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: 
     for exp in plan.get("experiments", []):
         eid = exp["id"]
         if eid in results:
-            # a "written" check is a fact of the run (it wrote the number), never a comparison with the paper
+            # a "written" or "configured" check is a fact of the run (it wrote the number, it set the setting),
+            # never a comparison with the paper
             parts = [p for c in checks or [] for p in (c.get("parts") or [c])
-                     if p.get("experiment") == eid and p.get("kind") != "written"]
+                     if p.get("experiment") == eid and p.get("kind") not in ("written", "configured")]
             deciding = [p for p in parts if _decides(p, other_setup)]
             # every claim it is part of, the subject of a comparison or the one compared with
             verdicts = [c for c in claims or [] if eid in (c.get("experiments") or [c.get("experiment")])

@@ -17,15 +17,15 @@ from agent.plan import Deviation, Experiment, Plan, Setting
 from agent.planning import grounding as g
 from agent.recipes import get_recipe
 from agent.recipes.base import template_config
+from graders.contract import CONFIG_KEYS
 from papers.paper import Hyperparameter, Paper
 
 RATE = "learning_rate"
 #: the paper's setting -> the scaffold's CONFIG key (agent.recipes); epochs and batch size are the
 #: plan's (build_plan's deviations), the learning rate is chosen above
-SCAFFOLD_KEYS = {"max_seq_length": "max_length", "lora_rank": "lora_r", "lora_alpha": "lora_alpha",
-                 "dropout": "lora_dropout", "weight_decay": "weight_decay", "warmup": "warmup_ratio"}
-_LORA_ONLY = {"lora_rank", "lora_alpha"}  # settings of a LoRA module: no other method has them
 _PLAN_WIDE = {RATE, "epochs", "batch_size", "training_steps"}  # the training length is the plan's epochs
+SCAFFOLD_KEYS = {k: v for k, v in CONFIG_KEYS.items() if k not in _PLAN_WIDE}  # each a plan.hyper field too
+_LORA_ONLY = {"lora_rank", "lora_alpha"}  # settings of a LoRA module: no other method has them
 _STOP = {"the", "and", "with", "for", "only", "our", "ours", "model", "models", "method", "base", "large", "small"}
 _TABLE = re.compile(r"^(Table\s+\w+):")
 

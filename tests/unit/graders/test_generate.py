@@ -229,3 +229,46 @@ def test_a_plans_setup_leaves_ask_each_experiment_for_the_rate_the_plan_gives_it
         "The code of experiments lora (LoRA), ft (Full fine-tuning) trains with max seq length 128, as the paper "
         "states for it (128 (p. 7: use a sequence length of 128))."]
     assert not any("training_steps" in r or "beam_size" in r for r in reqs)
+
+
+def test_a_setup_leaf_is_decided_by_the_results_files_config_echo_and_left_to_the_judge_without_one(tmp_path, doubles):
+    """Seen on the LoRA paper's capable run: the embedded judge failed "trains with learning rate
+    0.0005" beside a results file whose config echo says 0.0005. A scaffold echoes its CONFIG: the
+    setting is read from it; code that echoes none is read by the judge."""
+    import json
+    import time
+
+    from graders.judge import grade_submission
+
+    p = _lora_paper()
+    plan = _lora_plan(p.results)
+    plan["experiments"][0]["id"], plan["experiments"][1]["id"] = "main", "ft"
+    plan["experiments"][0]["settings"] = {"learning_rate": {"value": "0.0005", "source": "the paper's", "paper": ["5E-04"]}}
+    out = build_rubric(p, None, plan=plan)
+    (rate,) = [x for x in out.rubric.leaves() if "learning rate 0.0005" in x.requirements]
+    (check,) = out.checks[rate.id]
+    assert (check.kind, check.experiment, check.metric, check.setting) == ("configured", "main", "learning_rate", 0.0005)
+    (epochs,) = [x for x in out.rubric.leaves() if "sets epochs to 1" in x.requirements]
+    assert [(c.experiment, c.setting) for c in out.checks[epochs.id]] == [("main", 1.0), ("ft", 1.0)]
+
+    start = time.time() - 100
+    sub, rep = doubles.make_submission(tmp_path, start=start)
+    metrics = rep / "results" / "main" / "metrics.json"
+    echo = {"method": "lora", "learning_rate": {"full": 5e-05, "lora": 0.0005}, "epochs": 1}
+
+    def graded(config):
+        data = json.loads(metrics.read_text())
+        data.pop("config", None)
+        metrics.write_text(json.dumps({**data, **({"config": config} if config else {})}))
+        judge = doubles.RuleJudge()
+        tree = grade_submission(out.rubric, submission_dir=sub, reproduction_dir=rep, start_time=start,
+                                paper_text="p", model=judge, checks=out.checks, plan=plan)
+        asked = any("learning rate 0.0005" in m[2]["content"] for m in judge.requests)
+        return {n.id: n for n in tree.walk()}[rate.id], asked
+
+    leaf, asked = graded(echo)
+    assert leaf.score == 1 and not asked and "config learning_rate = 0.0005 = 0.0005" in leaf.explanation
+    leaf, asked = graded({**echo, "learning_rate": {"lora": 0.001}})
+    assert leaf.score == 0 and not asked and "0.001 != 0.0005" in leaf.explanation
+    leaf, asked = graded(None)  # the model's own code echoes no config: the judge reads it
+    assert asked and "Checked by arithmetic" not in leaf.explanation

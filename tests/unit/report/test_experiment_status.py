@@ -96,6 +96,14 @@ def test_a_check_that_the_run_wrote_its_number_replicates_nothing():
     status = {e["id"]: e for e in experiment_status(PLAN, results, {"exit": "submitted"}, REP, written)}
     assert status["lora"]["status"] == status["head"]["status"] == "ran, no comparable target"
     assert "no check or claim compares its numbers" in status["lora"]["reason"]
+    # nor does a setup leaf decided by the config echo ("trains with learning rate 0.001")
+    for e in ("lora", "head"):
+        results[e]["info"] = {"config": {"method": e, "learning_rate": {e: 0.001}}}
+    configured = [dict(evaluate_all([Check(leaf_id="s0", kind="configured", experiment=e, metric="learning_rate",
+                                           setting=0.001)], results), requirements="s0") for e in ("lora", "head")]
+    assert all(c["passed"] and not c["undecided"] for c in configured)
+    status = {e["id"]: e for e in experiment_status(PLAN, results, {"exit": "submitted"}, REP, configured)}
+    assert status["lora"]["status"] == status["head"]["status"] == "ran, no comparable target"
 
 
 def test_a_ranking_of_two_models_that_learned_nothing_is_inconclusive_not_a_result():
