@@ -95,6 +95,10 @@ def regrade(node: GradedTaskNode) -> GradedTaskNode:
     )
 
 
+#: check kinds that state a fact of the run, never a result: graders.checks
+FACT_KINDS = frozenset({"written", "configured"})
+
+
 def split_by_decider(node: GradedTaskNode) -> dict:
     """The checked part and the judged part of a graded tree, each as the weighted pass rate of
     its own leaves (the tree's weights, the other part's leaves left out): the report leads with
@@ -111,12 +115,19 @@ def split_by_decider(node: GradedTaskNode) -> dict:
     def checked(n: GradedTaskNode) -> bool:
         return (n.judge_metadata or {}).get("decided_by") == "check"
 
+    def fact(n: GradedTaskNode) -> bool:  # a check of what the run did (wrote a number, set a setting)
+        done = (n.judge_metadata or {}).get("check") or {}
+        return checked(n) and all(p.get("kind") in FACT_KINDS for p in done.get("parts") or [done])
+
     out = {}
-    for part, keep in (("checked", checked), ("judged", lambda n: not checked(n))):
+    for part, keep in (("checked", checked), ("judged", lambda n: not checked(n)),
+                       ("checked_results", lambda n: checked(n) and not fact(n)), ("checked_facts", fact)):
         a = aggregate(masked(keep))
         leaves = [n for n in node.walk() if not n.sub_tasks and keep(n)]
         passed = sum(1 for n in leaves if n.valid_score and n.score == 1)
         out[part] = {"leaves": len(leaves), "passed": passed,
+                     "inconclusive": sum(1 for n in leaves if any(
+                         p.get("inconclusive") for p in ((n.judge_metadata or {}).get("check") or {}).get("parts") or [])),
                      "valid": sum(1 for n in leaves if n.valid_score),
                      "rate": round(a.score / a.coverage, 4) if a.coverage > 0 else None}
     return out

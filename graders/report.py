@@ -114,7 +114,21 @@ def _verdict(data: dict) -> str:
         return data.get("verdict") or f"Not graded — run {data.get('status')}"
     parts = g.get("parts") or {}
     checked, judged = parts.get("checked") or {}, parts.get("judged") or {}
-    if checked.get("leaves"):
+    results, facts = parts.get("checked_results"), parts.get("checked_facts")
+    if results is not None and facts is not None and checked.get("leaves"):
+        # what the numbers say leads; what the run did (wrote its numbers, set its settings) follows
+        claims = [c.get("verdict") for c in data.get("paper_claims") or []]
+        tally = ", ".join(f"{claims.count(v)} {v}" for v in dict.fromkeys(claims))
+        unsure = f", {results['inconclusive']} inconclusive" if results.get("inconclusive") else ""
+        text = ((f"Claims: {tally}. " if claims else "")
+                + (f"Result checks: {results['passed']}/{results['leaves']} pass{unsure}. " if results["leaves"] else
+                   "No result check. ")
+                + (f"Facts of the run (it wrote its numbers, set its settings): {facts['passed']}/{facts['leaves']} "
+                   "hold. " if facts["leaves"] else "")
+                + f"Judged part: {judged.get('rate') if judged.get('rate') is not None else 0:.2f} over "
+                  f"{judged.get('leaves', 0)} leaves ({_judge_quality(g)}). "
+                  f"Whole-rubric score {g['score']:.2f} (coverage {g['coverage']:.0%}), agent {models.get('agent', '—')}")
+    elif checked.get("leaves"):
         # the checked part leads: arithmetic on the reproduction's files, not a model's opinion
         text = (f"Checked by arithmetic: {checked['passed']}/{checked['leaves']} checked leaves pass. "
                 f"Judged part: {judged.get('rate') if judged.get('rate') is not None else 0:.2f} over "

@@ -121,3 +121,30 @@ def test_a_ranking_of_two_models_that_learned_nothing_is_inconclusive_not_a_resu
     assert "lora: 0.49 -> 0.46, head: 0.49 -> 0.45" in status["lora"]["reason"]
     learned = evaluate_all([ranking], _results(lora=0.60, head=0.45))  # one of them learned: a ranking
     assert learned["passed"] and not learned["parts"][0].get("inconclusive")
+
+
+def test_the_verdict_leads_with_the_claims_and_result_checks_not_the_facts_of_the_run():
+    """Seen on the LoRA paper's capable run: "11/12 checked leaves pass" led the report, although
+    9 were settings and 2 that the run wrote its numbers; its one result check was inconclusive and
+    neither claim replicated."""
+    from graders.aggregate import split_by_decider
+    from graders.report import _verdict
+    from graders.rubric import GradedTaskNode
+
+    def leaf(i, kind, passed, inconclusive=False):
+        part = {"kind": kind, "passed": passed, **({"inconclusive": True} if inconclusive else {})}
+        return GradedTaskNode(id=f"l{i}", requirements=f"leaf {i}", weight=1, score=float(passed), valid_score=True,
+                              sub_tasks=[], judge_metadata={"decided_by": "check", "check": {**part, "parts": [part]}})
+
+    leaves = [leaf(i, "configured", True) for i in range(9)] + [leaf(9, "written", True), leaf(10, "written", True),
+                                                                  leaf(11, "greater", False, inconclusive=True)]
+    tree = GradedTaskNode(id="root", requirements="r", weight=1, score=11 / 12, valid_score=True, sub_tasks=leaves)
+    parts = split_by_decider(tree)
+    assert parts["checked_results"] == {"leaves": 1, "passed": 0, "inconclusive": 1, "valid": 1, "rate": 0.0}
+    assert parts["checked_facts"]["passed"] == parts["checked_facts"]["leaves"] == 11
+    data = {"grade": {"parts": parts, "score": 0.4, "coverage": 1.0}, "models": {"agent": "any"},
+            "paper_claims": [{"verdict": "inconclusive"}, {"verdict": "not comparable"}]}
+    text = _verdict(data)
+    assert text.startswith("Claims: 1 inconclusive, 1 not comparable. Result checks: 0/1 pass, 1 inconclusive. "
+                           "Facts of the run (it wrote its numbers, set its settings): 11/11 hold."), text
+    assert "11/12" not in text
