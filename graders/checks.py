@@ -147,8 +147,9 @@ def evaluate_all(checks: list[Check], results: dict[str, dict]) -> dict:
 
 def _configured(check: Check, results: dict[str, dict]) -> dict:
     r = results.get(check.experiment)
-    key = CONFIG_KEYS.get(check.metric, check.metric)
     config = ((r or {}).get("info") or {}).get("config")
+    keys = CONFIG_KEYS.get(check.metric, (check.metric,))
+    key = next((k for k in keys if isinstance(config, dict) and k in config), keys[0])
     value = config.get(key) if isinstance(config, dict) else None
     if isinstance(value, dict):  # a scaffold's rates by method: the one its method runs
         value = value.get(config.get("method"))
@@ -250,7 +251,8 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
         out["arithmetic"] = f"{lo:g} <= {x:.4g} <= {hi:g} is {out['passed']}"
     else:
         assert check.other is not None
-        other_raw = _value(results, check.other.experiment, check.other.metric)
+        other_got = _lookup(results, check.other.experiment, check.other.metric)
+        other_raw = other_got[1] if other_got else None
         if other_raw is None:
             out["arithmetic"] = (f"the other number ({check.other.experiment}, {check.other.metric}) was not written "
                                  "by the reproduction")
@@ -261,9 +263,13 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
             out["difference"] = x - y
             out["passed"] = x > y + check.margin
             out["arithmetic"] = f"{x:.4g} - {y:.4g} = {x - y:.4g} {'>' if out['passed'] else '<='} {check.margin:g}"
-            starts = [(e, m, _value(results, e, "before." + m.removeprefix("before."))) for e, m in
-                      ((check.experiment, check.metric), (check.other.experiment, check.other.metric))
-                      ] if check.learned else []  # only a ranking of two experiments reads their starts
+            # only a ranking of two experiments reads their starts: by the metric's name, else under the key
+            # its end was read from (a "score" target that the file's reproduces map gave its "accuracy")
+            starts = [(e, m, _value(results, e, "before." + m.removeprefix("before."))
+                       if _value(results, e, "before." + m.removeprefix("before.")) is not None
+                       else _value(results, e, "before." + k)) for e, m, k in
+                      ((check.experiment, check.metric, got[0]), (check.other.experiment, check.other.metric,
+                                                                  other_got[0]))] if check.learned else []
             ends = dict(zip((check.experiment, check.other.experiment), (raw, other_raw)))
             if starts and all(b is not None for *_, b in starts) and all(ends[e] <= b for e, _, b in starts):
                 out["passed"], out["inconclusive"] = False, True

@@ -52,10 +52,13 @@ CONTRACT_TEXT = f"""The submission contract (the reproduction and the grader rea
 """
 
 
-#: a results file's ``config`` echo (the scaffolds write theirs): the setting names a plan uses -> its keys
-CONFIG_KEYS = {"learning_rate": "learning_rate", "max_seq_length": "max_length", "lora_rank": "lora_r",
-               "lora_alpha": "lora_alpha", "dropout": "lora_dropout", "weight_decay": "weight_decay",
-               "warmup": "warmup_ratio", "epochs": "epochs", "batch_size": "batch_size"}
+#: a results file's ``config`` echo: the setting names a plan uses -> the keys that may hold them, the
+#: scaffolds' own first (code a model writes says "lr" as often as "learning_rate")
+CONFIG_KEYS = {"learning_rate": ("learning_rate", "lr"), "max_seq_length": ("max_length", "max_seq_length", "max_len"),
+               "lora_rank": ("lora_r", "lora_rank", "rank"), "lora_alpha": ("lora_alpha", "alpha"),
+               "dropout": ("lora_dropout", "dropout"), "weight_decay": ("weight_decay", "wd"),
+               "warmup": ("warmup_ratio", "warmup"), "epochs": ("epochs", "num_epochs", "num_train_epochs"),
+               "batch_size": ("batch_size", "per_device_train_batch_size", "train_batch_size")}
 
 
 class ContractError(ValueError):

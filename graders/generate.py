@@ -155,7 +155,9 @@ def _setup_leaves(paper: Any, plan: dict | None) -> list[tuple[str, str, list[Ch
                 tail = f"{value}, the plan's setting where the paper states {d['paper']} (deviation: {d['reason']})."
             elif s.get("value"):
                 value = s["value"]
-                tail = f"{value}, " + (f"as the paper states for it ({s['paper'][0]})." if s.get("paper") else
+                tail = f"{value}, " + (f"as the paper states for it ({s['paper'][0]})."
+                                       if s.get("paper") and s.get("source") == "the paper's" else
+                                       f"{s.get('source')} ({s['paper'][0]})." if s.get("paper") else
                                        f"the plan's setting ({s.get('source')}).")
             else:
                 continue

@@ -24,7 +24,7 @@ RATE = "learning_rate"
 #: the paper's setting -> the scaffold's CONFIG key (agent.recipes); epochs and batch size are the
 #: plan's (build_plan's deviations), the learning rate is chosen above
 _PLAN_WIDE = {RATE, "epochs", "batch_size", "training_steps"}  # the training length is the plan's epochs
-SCAFFOLD_KEYS = {k: v for k, v in CONFIG_KEYS.items() if k not in _PLAN_WIDE}  # each a plan.hyper field too
+SCAFFOLD_KEYS = {k: v[0] for k, v in CONFIG_KEYS.items() if k not in _PLAN_WIDE}  # each a plan.hyper field too
 _LORA_ONLY = {"lora_rank", "lora_alpha"}  # settings of a LoRA module: no other method has them
 _STOP = {"the", "and", "with", "for", "only", "our", "ours", "model", "models", "method", "base", "large", "small"}
 _TABLE = re.compile(r"^(Table\s+\w+):")

@@ -270,5 +270,7 @@ def test_a_setup_leaf_is_decided_by_the_results_files_config_echo_and_left_to_th
     assert leaf.score == 1 and not asked and "config learning_rate = 0.0005 = 0.0005" in leaf.explanation
     leaf, asked = graded({**echo, "learning_rate": {"lora": 0.001}})
     assert leaf.score == 0 and not asked and "0.001 != 0.0005" in leaf.explanation
+    leaf, asked = graded({"method": "adapters", "lr": 0.0005})  # the model's own code says "lr"
+    assert leaf.score == 1 and not asked and "config lr = 0.0005" in leaf.explanation
     leaf, asked = graded(None)  # the model's own code echoes no config: the judge reads it
     assert asked and "Checked by arithmetic" not in leaf.explanation

@@ -119,6 +119,14 @@ def test_a_ranking_of_two_models_that_learned_nothing_is_inconclusive_not_a_resu
                                                     [dict(done, requirements="c0")])}
     assert status["lora"]["status"] == "inconclusive" and status["head"]["status"] != "results differ"
     assert "lora: 0.49 -> 0.46, head: 0.49 -> 0.45" in status["lora"]["reason"]
+    # seen on the adapters paper: the check's metric is "score", the files say "accuracy" and map it by
+    # their reproduces map; the before numbers are read under the key the end was read from
+    scored = Check.model_validate({**ranking.model_dump(), "metric": "score",
+                                   "other": {"experiment": "head", "metric": "score"}})
+    for r in collapsed.values():
+        r["reproduces"] = {"accuracy": {"target": "T1", "cell": {"value": 56.9, "column": "CoLA", "metric": "score"}}}
+    done = evaluate_all([scored], collapsed)
+    assert done["parts"][0].get("inconclusive"), done["arithmetic"]
     learned = evaluate_all([ranking], _results(lora=0.60, head=0.45))  # one of them learned: a ranking
     assert learned["passed"] and not learned["parts"][0].get("inconclusive")
 
