@@ -265,9 +265,10 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
             out["arithmetic"] = f"{x:.4g} - {y:.4g} = {x - y:.4g} {'>' if out['passed'] else '<='} {check.margin:g}"
             # only a ranking of two experiments reads their starts: by the metric's name, else under the key
             # its end was read from (a "score" target that the file's reproduces map gave its "accuracy")
-            starts = [(e, m, _value(results, e, "before." + m.removeprefix("before."))
-                       if _value(results, e, "before." + m.removeprefix("before.")) is not None
-                       else _value(results, e, "before." + k)) for e, m, k in
+            def start(e: str, m: str, k: str) -> float | None:
+                b = _value(results, e, "before." + m.removeprefix("before."))
+                return b if b is not None else _value(results, e, "before." + k)
+            starts = [(e, m, start(e, m, k)) for e, m, k in
                       ((check.experiment, check.metric, got[0]), (check.other.experiment, check.other.metric,
                                                                   other_got[0]))] if check.learned else []
             ends = dict(zip((check.experiment, check.other.experiment), (raw, other_raw)))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from agent.context import Offline
 from agent.plan import Deviation
+from agent.planning.grounding import key
 from sandbox.broker import AssetRefused, catalogue
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[\w.-]{1,96})?$")
@@ -29,10 +30,6 @@ class Chosen:
     config: str | None = None
     own: bool = False
     deviation: Deviation | None = None
-
-
-def _norm(s: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
 def hub_ids(text: str) -> list[str]:
@@ -68,8 +65,8 @@ def choose_model(broker, paper_model: str, offline: Offline, decoder_task: bool 
     no encoder recipe) the causal model stands in (build_plan's 'base model (causal LM)'
     deviation) and the encoder is only the scaffolds' default, no substitution of its own."""
     entry = catalogue.lookup("model", paper_model) or (
-        catalogue.ENTRIES[0] if _norm(offline.encoder) and (_norm(paper_model) in _norm(offline.encoder)
-                                                            and len(_norm(paper_model)) >= 6) else None)
+        catalogue.ENTRIES[0] if key(offline.encoder) and (key(paper_model) in key(offline.encoder)
+                                                            and len(key(paper_model)) >= 6) else None)
     if entry is not None and entry.role == "encoder":  # the bundled encoder is the paper's own
         if broker is not None:
             broker.catalogue(entry, by="plan")
@@ -89,7 +86,7 @@ def choose_dataset(broker, paper_dataset: str) -> Chosen:
         if broker is not None:
             broker.catalogue(entry, by="plan")
         return Chosen(name=entry.name, own=True)
-    alias = DATASET_ALIASES.get(_norm(paper_dataset))
+    alias = DATASET_ALIASES.get(key(paper_dataset))
     if alias:
         return _fetch(broker, "dataset", paper_dataset, [alias[0]], alias[1])
     return _fetch(broker, "dataset", paper_dataset, hub_ids(paper_dataset))

@@ -39,16 +39,16 @@ def check_deviations(deviations: list[Deviation], *, decoder_task: bool) -> tupl
     """Deviations that contradict themselves or the task, fixed, each with a note: on an encoder
     task the base model's stand-in is an encoder, never a decoder; a 'substitution' to the same
     thing and a repeated one are dropped."""
-    causal = {_norm(a) for e in catalogue.ENTRIES if e.kind == "model" and e.role == "causal-lm"
+    causal = {g.key(a) for e in catalogue.ENTRIES if e.kind == "model" and e.role == "causal-lm"
               for a in (e.name, *e.answers_to)}
     out, notes = [], []
     for d in deviations:
         if d in out:
             continue
-        if _norm(d.paper) == _norm(d.ours):
+        if g.key(d.paper) == g.key(d.ours):
             notes.append(f"deviation check: {d.what!r} substitutes {d.paper!r} with itself: dropped")
             continue
-        if d.what == "base model" and not decoder_task and (_norm(d.ours) in causal or is_decoder(d.ours)):
+        if d.what == "base model" and not decoder_task and (g.key(d.ours) in causal or is_decoder(d.ours)):
             enc = encoder_entry()
             notes.append(f"deviation check: {d.what!r} put the decoder {d.ours!r} in for {d.paper!r} on an encoder "
                          f"task: the stand-in is the encoder {enc.name!r}")
@@ -57,10 +57,6 @@ def check_deviations(deviations: list[Deviation], *, decoder_task: bool) -> tupl
                                  f"the closest asset available locally is {enc.about}")
         out.append(d)
     return out, notes
-
-
-def _norm(text: str) -> str:
-    return "".join(c for c in (text or "").lower() if c.isalnum())
 
 
 def _ids(experiments: list[dict]) -> list[str]:

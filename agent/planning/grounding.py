@@ -171,7 +171,7 @@ def caption_metrics(caption: str | None) -> tuple[dict[str, str], str | None]:
         if m and (metric := _metric_in(m.group(1))):
             what = m.group(2).strip()
             if _dataset_like(what.split()[0]):
-                per.setdefault(_key(what.split()[0]), metric)
+                per.setdefault(key(what.split()[0]), metric)
                 named_on.add(metric)
             else:  # "for other tasks", "for additional classification tasks": the whole table's metric
                 default = default or metric
@@ -179,7 +179,7 @@ def caption_metrics(caption: str | None) -> tuple[dict[str, str], str | None]:
         if m and (metric := _metric_in(m.group(2))):
             for name in re.split(r"\s*(?:,|\band\b)\s*", m.group(1)):
                 if name.strip() and _dataset_like(name.split()[-1]):
-                    per.setdefault(_key(name.split()[-1]), metric)
+                    per.setdefault(key(name.split()[-1]), metric)
                 elif name.strip():
                     default = default or metric
     if default is None and len(named_on) == 1 and set(per.values()) == named_on:
@@ -192,7 +192,8 @@ def _dataset_like(token: str) -> bool:
     return len(re.findall(r"[A-Z]", token)) >= 2 or bool(re.search(r"\d", token) and re.search(r"[A-Za-z]", token))
 
 
-def _key(text: str) -> str:
+def key(text: str) -> str:
+    """A name compared without case, spaces or punctuation ("RoBERTa-base" == "roberta base")."""
     return re.sub(r"[^a-z0-9]", "", (text or "").lower())
 
 
@@ -205,7 +206,7 @@ def metric_name(column: str, unit: str | None, caption: str | None = None, row: 
     if (name := _metric_in(column)) is not None:
         return name
     per, default = caption_metrics(caption)
-    col = _key(column)
+    col = key(column)
     for what, metric in sorted(per.items(), key=lambda kv: -len(kv[0])):
         if what and (what == col or (len(what) >= 3 and col.startswith(what))):
             return metric

@@ -30,10 +30,6 @@ _STOP = {"the", "and", "with", "for", "only", "our", "ours", "model", "models", 
 _TABLE = re.compile(r"^(Table\s+\w+):")
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", (text or "").lower())
-
-
 def _window(h: Hyperparameter, same: list[Hyperparameter]) -> str:
     """A sentence's part that belongs to this value: from the previous value it states for the same
     setting, or the clause's start ("(a) head only: … learning rate 0.002; (b) LoRA: … learning rate
@@ -67,7 +63,7 @@ def names(e: Experiment, text: str) -> bool:
 
 
 def _family(name: str) -> str:
-    m = re.match(r"[a-z]+", _norm(name))
+    m = re.match(r"[a-z]+", g.key(name))
     return m.group() if m else ""
 
 
@@ -87,9 +83,9 @@ def statements_for(paper: Paper, e: Experiment, others: list[Experiment], paper_
         models = {_family(m.group()) for m in g._MODEL_NAMES.finditer(f"{own} {wide}")}
         if models and _family(paper_model) not in models:
             continue
-        score = 4 * mine + 4 * (mine and not theirs) + 2 * bool(dataset and _norm(dataset) in _norm(own)) \
+        score = 4 * mine + 4 * (mine and not theirs) + 2 * bool(dataset and g.key(dataset) in g.key(own)) \
             + bool(_family(paper_model) and _family(paper_model) in models) \
-            + bool(_norm(paper_model) and _norm(paper_model) in _norm(own))
+            + bool(g.key(paper_model) and g.key(paper_model) in g.key(own))
         scored.append((score, h, own))
     best = max((s for s, _, _ in scored), default=0)
     return [(h, own) for s, h, own in scored if s == best]
