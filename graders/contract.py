@@ -344,13 +344,13 @@ def mapped_metric(result: dict, *, target: str | None = None, cell: dict | None 
     elif cell is not None:
         same = [(m, ref["cell"]) for m, ref in refs if ref.get("cell") is not None
                 and abs(float(ref["cell"].get("value", float("nan"))) - float(cell.get("value", float("nan")))) < 1e-9
-                and _norm(ref["cell"].get("column", "")) == _norm(cell.get("column", ""))]
+                and key(ref["cell"].get("column", "")) == key(cell.get("column", ""))]
         hits = [m for m, _ in same]
         if len(hits) > 1:
-            hits = [m for m, c in same if _norm(c.get("row", "")) == _norm(cell.get("row", ""))]
+            hits = [m for m, c in same if key(c.get("row", "")) == key(cell.get("row", ""))]
     elif name is not None:
         hits = [m for m, ref in refs if ref.get("cell") is not None
-                and _norm(ref["cell"].get("metric", "")) in {_norm(a) for a in _ALIASES.get(name, (name,))}]
+                and key(ref["cell"].get("metric", "")) in {key(a) for a in _ALIASES.get(name, (name,))}]
     if len(hits) == 1 and hits[0] in values:
         return hits[0], values[hits[0]]
     return None
@@ -376,7 +376,8 @@ _ALIASES = {"accuracy": ("accuracy", "acc", "test_accuracy", "eval_accuracy"),
             "perplexity": ("perplexity", "ppl", "eval_perplexity")}
 
 
-def _norm(text: str) -> str:
+def key(text: str) -> str:
+    """A name compared without case, spaces or punctuation ("SST-2" == "sst2")."""
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
@@ -390,13 +391,13 @@ def find_metric(metrics: dict[str, float], name: str, column: str = "") -> tuple
     with the column ("Amazon macro-F1" -> macro_f1_amazon)."""
     if name in metrics:
         return name, metrics[name]
-    norm = {_norm(k): k for k in metrics}
+    norm = {key(k): k for k in metrics}
     aliases = _ALIASES.get(name, (name,))
     for alias in aliases:
-        k = norm.get(_norm(alias))
+        k = norm.get(key(alias))
         if k is not None:
             return k, metrics[k]
-    family = [k for n, k in norm.items() if any(_norm(a) in n for a in aliases)]
+    family = [k for n, k in norm.items() if any(key(a) in n for a in aliases)]
     if not family:
         return None
     best = max(family, key=lambda k: (len(_words(k.replace("_", " ")) & _words(column)), -family.index(k)))

@@ -29,6 +29,7 @@ from graders.claims import percent_scale, plan_claims
 from graders.evidence import fence, new_nonce
 from graders.judge import JudgeModel
 from graders.checks import Check, PaperValue, Quantity
+from graders.contract import key
 from graders.rubric import TaskNode, validate_tree
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,15 @@ def _comparisons(plan: dict) -> list[tuple[str, Check]]:
                         Check(leaf_id="", kind="greater", experiment=e["id"], metric=m,
                               other=Quantity(experiment=e["id"], metric=f"before.{m}"),
                               why="the paper's trained-vs-untrained comparison, written by the rubric generator")))
+    # the column of the dataset the plan runs, where the paper has one: a ranking on CoLA says nothing
+    # about an SST-2 run, and SST-2's gap within a point is the paper's claim there, not a ranking
+    ran = key(plan.get("paper_dataset") or "")
     for i, a in enumerate(exps):
         for b in exps[i + 1:]:
-            for ta in a.get("targets") or []:
+            shared = [ta for ta in a.get("targets") or []
+                      if any((t["table"], t["column"]) == (ta["table"], ta["column"]) for t in b.get("targets") or [])]
+            own = [ta for ta in shared if ran and ran in key(ta["column"])]
+            for ta in own or shared:
                 tb = next((t for t in b.get("targets") or [] if (t["table"], t["column"]) == (ta["table"], ta["column"])
                            and t["row"] != ta["row"]), None)
                 # a gap within a point is no ranking (graders.claims.derive_claims makes it a "within"
