@@ -161,6 +161,10 @@ def find_hyperparameters(sections: list[Section], tables: list[Table], abstract:
                         continue
                     if name == "training_steps" and not re.search(r"train|fine-tun|pre-train", sent, re.I):
                         continue
+                    # "inference time ... on CPU with a batch size of 1" times the model, it does not train it
+                    if name == "batch_size" and re.search(r"inferen|latency|throughput", sent, re.I) \
+                            and not re.search(r"\btrain|fine-?tun", sent, re.I):
+                        continue
                     # a long sentence: the part around the value (what it is the value of precedes it)
                     near = sent if len(sent) <= 300 else sent[max(0, m.start() - 220):m.end() + 80]
                     add(name, val, s.page, near)

@@ -112,6 +112,16 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
     deviations: list[Deviation] = []
     first = experiments_in[0]["hyperparameters"] if experiments_in else {}
     stated_epochs = g.first_int(g.stated(paper, "epochs")) or g.first_int((first.get("epochs") or {}).get("value"))
+    # a capable model's value (stage 2 keeps it): the plan runs it, a deviation where the paper states it nowhere
+    chosen = {name: g.first_int((first.get(name) or {}).get("value")) if (first.get(name) or {}).get("model")
+              else None for name in ("epochs", "batch_size")}
+    differs = {name: (first.get(name) or {}).get("paper_states") for name in ("epochs", "batch_size")}
+    if chosen["epochs"]:
+        if epochs is None and differs["epochs"]:
+            deviations.append(Deviation(what="epochs", paper=differs["epochs"], ours=str(chosen["epochs"]),
+                                        reason="the planning model's choice: the paper states it nowhere"))
+        if epochs is None or not differs["epochs"]:  # the user's deviation names the paper's value
+            stated_epochs = chosen["epochs"]
     if epochs is not None:  # the user's choice replaces the CPU cap: one deviation, the one that applies
         if str(epochs) != str(stated_epochs):
             deviations.append(Deviation(what="epochs", paper=str(stated_epochs or "unspecified"), ours=str(epochs),
@@ -123,6 +133,10 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
             deviations.append(Deviation(what="epochs", paper=str(stated_epochs), ours=str(hyper.epochs),
                                         reason="CPU-only compute budget"))
     stated_bs = g.first_int(g.stated(paper, "batch_size"))
+    if chosen["batch_size"] and differs["batch_size"]:
+        deviations.append(Deviation(what="batch size", paper=differs["batch_size"], ours=str(chosen["batch_size"]),
+                                    reason="the planning model's choice: the paper states it nowhere"))
+    stated_bs = chosen["batch_size"] or stated_bs
     if stated_bs and stated_bs != hyper.batch_size:
         hyper.batch_size = min(stated_bs, offline.max_batch_size)
         if stated_bs > offline.max_batch_size:

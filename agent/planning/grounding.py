@@ -439,13 +439,21 @@ def in_paper(value: str, paper_text_key: str) -> bool:
 
 
 def written_as(value: str, text: str) -> str | None:
-    """The word the paper writes for a name without its trailing version ("SST" for "SST-2", "BERT"
-    for "BERT v2"); None when the name has no version or the paper never writes the stem alone."""
-    stem = re.sub(r"(?:[-\s]?v?\d+)$", "", (value or "").strip(), flags=re.I)
-    if len(stem) < 2 or stem == (value or "").strip():
-        return None
-    m = re.search(rf"(?<![A-Za-z0-9]){re.escape(stem)}(?![A-Za-z0-9-])", text, flags=re.I)
-    return m.group(0) if m else None
+    """The name the paper writes for a longer form of it: without its trailing version ("SST" for
+    "SST-2", "BERT" for "BERT v2") or variant ("BERT-base" for "BERT-base-uncased"), the longest such
+    stem the paper writes as a word of its own; None when it writes none."""
+    stems, s = [], (value or "").strip()
+    while True:
+        t = re.sub(r"(?:[-\s_]+[A-Za-z0-9.]+|[-\s]?v?\d+)$", "", s, flags=re.I)
+        if t == s or len(t) < 2:
+            break
+        stems.append(t)
+        s = t
+    for stem in stems:
+        m = re.search(rf"(?<![A-Za-z0-9]){re.escape(stem)}(?![A-Za-z0-9-])", text, flags=re.I)
+        if m:
+            return m.group(0)
+    return None
 
 
 def stated(paper: Paper, name: str) -> str | None:

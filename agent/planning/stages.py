@@ -122,13 +122,9 @@ def result_lines(cands: list, paper: Paper | None = None) -> list[str]:
 
 def _owner(row_label: str, names: list[str]) -> str | None:
     """The planned experiment a result row is named for: the longest planned name it contains."""
-    key = _key(row_label)
-    hits = [n for n in names if len(_key(n)) >= 2 and _key(n) in key]
-    return max(hits, key=lambda n: len(_key(n))) if hits else None
-
-
-def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    key = g.key(row_label)
+    hits = [n for n in names if len(g.key(n)) >= 2 and g.key(n) in key]
+    return max(hits, key=lambda n: len(g.key(n))) if hits else None
 
 
 def record_field(fields: list[dict], name: str, said, kept) -> None:
@@ -141,7 +137,7 @@ def record_field(fields: list[dict], name: str, said, kept) -> None:
     try:  # "0.002" and "2e-3" are one learning rate
         same = float(said) == float(kept)
     except (TypeError, ValueError):
-        same = (_key(said) == _key(kept) if isinstance(said, str) and isinstance(kept, str) else said == kept)
+        same = (g.key(said) == g.key(kept) if isinstance(said, str) and isinstance(kept, str) else said == kept)
     fields.append({"field": name, "model": said, "kept": kept, "by": "kept" if same else "replaced"})
 
 
@@ -238,7 +234,7 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
         said_ids = [r for r in (item.get("results") or []) if isinstance(r, str) and r != "none"]
         record_field(fields, f"experiment {name[:40]!r} results", said_ids,
               [r for r in said_ids if r in by_id and g.reported(by_id[r], paper).model_dump() in targets])
-        if any(_key(e["name"]) == _key(name) for e in experiments):
+        if any(g.key(e["name"]) == g.key(name) for e in experiments):
             continue
         if recipe and not targets and any(e["recipe"] == recipe for e in experiments):
             notes.append(f"{name!r}: a second experiment with recipe {recipe!r} and no result of its own: dropped")
@@ -253,7 +249,7 @@ def stage_claims(ctx, usage: dict, paper: Paper, cands: list, recipes: list[str]
     for grp in [] if (capable and experiments) else from_results:
         # by cell: in a table with datasets as rows, each method column is its own experiment
         cells = {(t.table, t.row, t.column) for t in grp["targets"]}
-        covered = next((e for e in experiments if _key(e["name"]) == _key(grp["name"])
+        covered = next((e for e in experiments if g.key(e["name"]) == g.key(grp["name"])
                         or cells & {(t["table"], t["row"], t["column"]) for t in e["targets"]}
                         or (grp["recipe"] and e["recipe"] == grp["recipe"])), None)
         if covered is not None:
@@ -320,7 +316,7 @@ def _capable_claims(answer: dict, by_id: dict, paper: Paper, text: str, recipes:
         if not name or "PAPER-" in name:
             notes.append(f"dropped an experiment named {str(said_name)[:40]!r}: no name")
             continue
-        if any(_key(e["name"]) == _key(name) for e in experiments):
+        if any(g.key(e["name"]) == g.key(name) for e in experiments):
             notes.append(f"{name!r} is planned twice: the second left out")
             continue
         said_recipe = item.get("recipe")
@@ -350,7 +346,7 @@ def _capable_claims(answer: dict, by_id: dict, paper: Paper, text: str, recipes:
                              "baseline, not a target")
                 continue
             owner = _owner(row.row, names)
-            if owner is not None and _key(owner) != _key(name):
+            if owner is not None and g.key(owner) != g.key(name):
                 notes.append(f"{name!r}: result {rid} ({row.row[:40]}) is the row of experiment {owner!r}: "
                              "not a target of this one")
                 continue
@@ -388,14 +384,14 @@ def _capable_paper_claims(answer: dict, by_id: dict, paper: Paper, experiments: 
     names two experiments and greater / within; a trend two or more and increasing / decreasing),
     its result ids rows of the paper's result tables (an absolute claim needs one), and numbers
     in its sentence the paper never prints are masked."""
-    planned = {_key(e["name"]): e["name"] for e in experiments}
+    planned = {g.key(e["name"]): e["name"] for e in experiments}
     out: list[dict] = []
     for item in [i for i in answer.get("claims") or [] if isinstance(i, dict)]:
         said = str(item.get("text") or "").replace(marker, "").strip()
         claim_text = g.prose(said, text, marker)[:300]
         kind, rel = item.get("kind"), item.get("relation")
         names = [str(n) for n in item.get("experiments") or []]
-        unknown = [n for n in names if _key(n) not in planned]
+        unknown = [n for n in names if g.key(n) not in planned]
         label = f"claim {said[:60]!r}"
         if not claim_text:
             notes.append(f"{label}: not a sentence: left out")
@@ -403,7 +399,7 @@ def _capable_paper_claims(answer: dict, by_id: dict, paper: Paper, experiments: 
         if unknown:
             notes.append(f"{label}: names experiments that are not planned ({', '.join(unknown[:3])}): left out")
             continue
-        exps = [planned[_key(n)] for n in names]
+        exps = [planned[g.key(n)] for n in names]
         if kind == "absolute":
             rel = None
         elif kind == "comparative" and (len(exps) != 2 or rel not in ("greater", "within")):
@@ -466,7 +462,7 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
     stage = Stage(ctx, usage, 2)
     answer, usage, problems, key = stage.ask(messages(prompt, feedback), schema, check,
                                              max_tokens=CAPABLE_REPLY_TOKENS if capable else 600, marker=marker)
-    text_key = _key(paper.text())
+    text_key = g.key(paper.text())
     notes: list[str] = []
     fields: list[dict] = []
     shared: dict = {}
@@ -510,12 +506,21 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
             if name in stated:
                 h = stated[name]
                 hyper[name] = {"value": h.value, "from": f"paper p. {h.page}"}
+                # a capable model's value is kept (the paper's first statement can be another run's: a
+                # pre-training batch, an inference timing); one the paper states nowhere is noted, and
+                # the plan records it as a deviation
                 if given != 0 and capable and isinstance(given, (int, float)) and not isinstance(given, bool) \
                         and not g.same_number(given, h.value):
-                    notes.append(f"{eid} {c['name']!r}: {name} {given} from the model; the paper states "
-                                 f"{h.value} (p. {h.page}): the paper's value is used")
+                    where = next((x for x in paper.hyperparameters if x.name == name and g.same_number(given, x.value)),
+                                 None)
+                    hyper[name] = {"value": str(given), "model": True, **(
+                        {"from": f"paper p. {where.page}, as the model read it"} if where else
+                        {"from": f"model (the paper states {h.value}, p. {h.page})", "paper_states": h.value})}
+                    if where is None:
+                        notes.append(f"{eid} {c['name']!r}: {name} {given} from the model; the paper states "
+                                     f"{h.value} (p. {h.page}: {h.context[:80]!r}): the model's value is kept")
             elif said is not None and isinstance(said.get(name), (int, float)) and not isinstance(said.get(name), bool):
-                hyper[name] = {"value": str(said[name]), "from": "model (not stated in the paper)"}
+                hyper[name] = {"value": str(said[name]), "from": "model (not stated in the paper)", "model": capable}
         targets = list(c["targets"])
         for rid in [t for t in (said or {}).get("targets", []) if isinstance(t, str) and t in by_id]:
             row = by_id[rid]
@@ -525,7 +530,7 @@ def stage_settings(ctx, usage: dict, paper: Paper, cands: list, claims: list[dic
             # a row (or, in a table with datasets as rows, a column) named for another planned experiment
             names = [x["name"] for x in claims]
             owner = _owner(row.row, names) or _owner(row.column, names)
-            if owner is not None and _key(owner) != _key(c["name"]):
+            if owner is not None and g.key(owner) != g.key(c["name"]):
                 notes.append(f"{c['name']!r}: ignored target {rid} ({row.row[:40]}): the row of experiment {owner!r}")
                 continue
             if not capable and c.get("recipe") and g.names_other_recipe(row.row, c["recipe"]):

@@ -549,6 +549,10 @@ def test_the_recorded_capable_plan_of_the_lora_paper_replays_through_the_openai_
     assert [(t.row, t.column) for t in c1.cells] == [("RoBbase (LoRA)", "MNLI"), ("RoBbase (LoRA)", "SST-2"),
                                                      ("RoBbase (FT)*", "MNLI"), ("RoBbase (FT)*", "SST-2")]
     assert c2.kind == "absolute" and [(t.row, t.column) for t in c2.cells] == [("RoBbase (LoRA)", "SST-2")]
+    # the model read Table 9 (RoBERTa base, SST-2: batch 16, 60 epochs), not the paper's first batch
+    # size (128) and epochs (5): its values are the paper's and run; the user's --epochs 1 is the one deviation
+    assert (plan.hyper.batch_size, plan.hyper.epochs) == (16, 1)
+    assert [(d.paper, d.ours) for d in plan.deviations if d.what in ("epochs", "batch size")] == [("60", "1")]
 
 
 def test_the_recorded_capable_plan_of_the_adapters_paper_keeps_its_method_first_and_unscaffolded(tmp_path):
@@ -581,3 +585,32 @@ def _replayed_plan(tmp_path, pdf: str, trajectory: str):
         plan = build_plan(paper, s1, s2, offline=Offline(), train_limit=200, epochs=1)
     assert replay.errors == [] and replay.served == 2  # the two planning turns, as recorded
     return plan, s1, s2
+
+
+def test_a_model_name_with_a_variant_suffix_is_the_papers_name_kept():
+    """DistilBERT's paper writes "BERT-base"; a capable model's "BERT-base-uncased" was replaced by the
+    most-mentioned name ("DistilBERT"), the student, not the model the baseline fine-tunes."""
+    text = "we fine-tune BERT-base on SST and compare with GPT-3 and BERT v1"
+    assert g.written_as("BERT-base-uncased", text) == "BERT-base"
+    assert g.written_as("SST-2", text) == "SST"
+    assert g.written_as("BERT v2", text) == "BERT"
+    assert g.written_as("GPT-2", text) is None  # "GPT" is written only as GPT-3
+    assert g.written_as("RoBERTa-large", text) is None
+
+
+def test_a_capable_models_batch_size_and_epochs_are_kept_with_the_papers_as_a_deviation(tmp_path):
+    """The demo paper states batch size 32 and 1 epoch. A capable model that plans 3 epochs of batch 8
+    keeps its choice (the paper's first statement can be another run's: DistilBERT's only batch size
+    was its inference timing's); each disagreement is a note and a deviation. A weak model's answer
+    is still overruled by the paper's."""
+    settings = {"task": "sentiment classification", "base_model": "MiniLM", "dataset": "movie reviews",
+                "experiments": [dict(e, epochs=3, batch_size=8) for e in SETTINGS_ANSWER["experiments"]]}
+    plan, stages, *_ = _plan(tmp_path / "capable", [CLAIMS_ANSWER, settings], weak=False)
+    assert (plan.hyper.epochs, plan.hyper.batch_size) == (3, 8)
+    devs = {d.what: (d.paper, d.ours, d.reason) for d in plan.deviations}
+    assert devs["batch size"] == ("32", "8", "the planning model's choice: the paper states it nowhere")
+    assert devs["epochs"] == ("1", "3", "the planning model's choice: the paper states it nowhere")
+    assert any("batch_size 8 from the model; the paper states 32" in n and "kept" in n
+               for n in stages[2]["notes"]), stages[2]["notes"]
+    weak, *_ = _plan(tmp_path / "weak", [CLAIMS_ANSWER, settings], weak=True)
+    assert (weak.hyper.epochs, weak.hyper.batch_size) == (1, 32)

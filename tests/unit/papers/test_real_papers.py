@@ -168,3 +168,13 @@ def test_text_budget():
     assert "Table 1" in full
     short = p.text(max_chars=500)
     assert len(short) <= 500 and short.endswith("[… truncated]")
+
+
+def test_a_batch_size_that_times_inference_is_no_training_setting():
+    """DistilBERT times inference "on CPU with a batch size of 1" (p. 2, p. 3): the plan had trained
+    every experiment at batch size 1, overruling a capable model's 32 with it."""
+    p = paper("distilbert-1910.01108.pdf")
+    assert not [h for h in p.hyperparameters if h.name == "batch_size"], \
+        [(h.value, h.context[:80]) for h in p.hyperparameters if h.name == "batch_size"]
+    lora = paper("lora-2106.09685.pdf")  # a training batch size is still found
+    assert any(h.name == "batch_size" and h.value == "16" for h in lora.hyperparameters)
