@@ -33,13 +33,22 @@ def system_message(offline, brief: bool) -> dict:
                                                 contract=CONTRACT_TEXT)}
 
 
+def shown_targets(plan: Plan, limit: int = 8) -> dict[str, list[tuple[int, object]]]:
+    """Per experiment, its targets the task lists with their plan index (T1 is targets[0]): the first
+    `limit`, and every one a claim cites wherever it stands (DistilBERT's IMDb cell was the 11th, the
+    one its claims are about)."""
+    cited = {(c.table, c.row, c.column) for claim in plan.claims for c in claim.cells}
+    return {e.id: [(k, t) for k, t in enumerate(e.targets, 1) if k <= limit or (t.table, t.row, t.column) in cited]
+            for e in plan.experiments}
+
+
 def task_message(plan: Plan, paper, budget: str, brief: bool) -> dict:
     hyper = (f"{plan.hyper.epochs} epoch(s), batch size {plan.hyper.batch_size}, seed {plan.hyper.seed}"
              + (f", at most {plan.hyper.train_limit} training examples" if plan.hyper.train_limit else ""))
     return {"role": "user", "content": render(
         "agent_task.j2", title=paper.title, abstract=paper.abstract[:1500], experiments=plan.experiments,
         deviations=plan.deviations, hyper=hyper, recipes=", ".join(sorted(registry())),
-        addendum=(plan.addendum or "")[:4000], budget=budget, brief=brief,
+        addendum=(plan.addendum or "")[:4000], budget=budget, brief=brief, shown=shown_targets(plan),
         claims=claim_ids(json.loads(plan.model_dump_json())),
         model=_where("model", plan.model), dataset=_where("dataset", plan.dataset, plan.dataset_config))}
 

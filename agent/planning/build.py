@@ -124,7 +124,11 @@ def build_plan(paper: Paper, s1: dict, s2: dict, *, offline: Offline, train_limi
             stated_epochs = chosen["epochs"]
     if epochs is not None:  # the user's choice replaces the CPU cap: one deviation, the one that applies
         if str(epochs) != str(stated_epochs):
-            deviations.append(Deviation(what="epochs", paper=str(stated_epochs or "unspecified"), ours=str(epochs),
+            # a paper that states no epochs: the plan's value was the model's, not the paper's
+            said = "model (not stated" in str((first.get("epochs") or {}).get("from"))
+            paper_side = (f"unspecified (the planning model's {stated_epochs})" if said and stated_epochs
+                          else str(stated_epochs or "unspecified"))
+            deviations.append(Deviation(what="epochs", paper=paper_side, ours=str(epochs),
                                         reason="set by the user for this run"))
         hyper.epochs = epochs
     elif stated_epochs:

@@ -107,6 +107,8 @@ _HP_NAMES = re.compile(r"epoch|learning rate|\blr\b|batch size|warm-?up|dropout|
                        r"optimi[sz]er|seq(uence)? len|max(imum)? len", re.I)
 _STATS_COLUMN = re.compile(r"#\s*(classes|examples|train|test|dev|samples|prompts)|^\s*classes\s*$|\bcount\b|"
                            r"^\s*size\s*$|average lengths?|train(ing)? examples|\bexamples\b|num(ber)? of", re.I)
+# a column of differences between runs ("Variation on GLUE macro-score", "Δ"): no run's own number
+_CHANGE_COLUMN = re.compile(r"\b(?:variation|delta|change|relative|difference|improvement|gain|drop)\b|Δ", re.I)
 # a table whose caption says it holds settings or statistics, and names no score
 _NOT_RESULTS_CAPTION = re.compile(
     r"statistic|dataset sizes?|sizes of|number of (training )?(examples|epochs|prompts|samples|parameters)|"
@@ -268,6 +270,8 @@ def not_a_result(paper: Paper | None, r) -> str | None:
         return "a hyper-parameter"
     if _STATS_COLUMN.search(column):
         return "a dataset statistic"
+    if _CHANGE_COLUMN.search(column):
+        return "a difference between runs, not a run's number"
     if paper is not None and (why := table_not_results(paper, r.table)):
         return why
     return None

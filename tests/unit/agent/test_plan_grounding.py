@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from agent.config import RunConfig
 from agent.context import Offline, RunContext
@@ -614,3 +615,58 @@ def test_a_capable_models_batch_size_and_epochs_are_kept_with_the_papers_as_a_de
                for n in stages[2]["notes"]), stages[2]["notes"]
     weak, *_ = _plan(tmp_path / "weak", [CLAIMS_ANSWER, settings], weak=True)
     assert (weak.hyper.epochs, weak.hyper.batch_size) == (1, 32)
+
+
+def test_the_task_lists_every_target_a_claim_cites_with_its_plan_index():
+    """DistilBERT's plan had 11 targets per experiment; the task listed T1-T8 and so left out the
+    IMDb cell (the 10th), the one its claims C1 and C3 are about, and the agent could not map to it."""
+    from agent.loop.context import task_message
+    from agent.plan import Claim, Experiment, Plan, Reported
+
+    cols = ["Score", "CoLA", "MNLI", "MRPC", "QNLI", "QQP", "RTE", "SST-2", "STS-B", "IMDb (acc.)", "SQuAD"]
+    cells = [Reported(value=90.0 + k, text=f"{90 + k}", table="Table 2" if c.startswith(("IMDb", "SQuAD")) else "Table 1",
+                      row="DistilBERT", column=c, page=3) for k, c in enumerate(cols)]
+    imdb = cells[9]
+    plan = Plan(task="classification", paper_model="BERT-base", paper_dataset="IMDb",
+                experiments=[Experiment(id="distilbert", name="DistilBERT", targets=cells)],
+                claims=[Claim(id="C1", text="DistilBERT reaches 99 on IMDb.", kind="absolute",
+                              experiments=["distilbert"], cells=[imdb])])
+    text = task_message(plan, SimpleNamespace(title="DistilBERT", abstract=""), "60 turns", brief=False)["content"]
+    assert 'T10: paper accuracy 99 (Table 2, row "DistilBERT", column "IMDb (acc.)", p. 3)' in text, text
+    assert "T8:" in text and "T9:" not in text and "T11:" not in text
+    assert "(2 more targets of this experiment, not listed)" in text
+
+
+def test_a_column_of_differences_between_runs_is_no_before_training_number():
+    """DistilBERT's ablation row "Triple loss + random weights initialization" (-3.69 in "Variation on
+    GLUE macro-score") became every experiment's before-training target (B1), because it says 'random'."""
+    paper = load_paper(need_shared("papers/real/distilbert-1910.01108.pdf"))
+    row = next(r for r in paper.results if r.table == "Table 4" and "random" in r.row)
+    assert g.not_a_result(paper, row) == "a difference between runs, not a run's number"
+    assert g.find_reported(paper, "before") is None
+    assert not [r for r in g.candidate_results(paper) if r.table == "Table 4"]
+
+
+def test_the_distilbert_plan_a_capable_model_gave_keeps_its_settings_and_names(tmp_path):
+    """The relayed DistilBERT run's answers: the model's batch size 32 (the paper states only its
+    inference timing's 1), its "BERT-base-uncased" (the paper writes BERT-base), no ablation row as
+    a before-training target, and the epochs the paper never states shown as the model's."""
+    def claims(ids):
+        distil, bert = ids["Table 1|DistilBERT|Score"], ids["Table 1|BERT-base|Score"]
+        return {"experiments": [
+            {"name": "DistilBERT", "method": "a 6-layer student distilled from BERT-base", "recipe": "none",
+             "claim": "DistilBERT retains 97% of BERT's performance", "results": [distil]},
+            {"name": "BERT-base", "method": "BERT-base fine-tuned", "recipe": "full", "claim": "79.5", "results": [bert]}],
+            "claims": []}
+
+    settings = {"task": "sentiment classification", "base_model": "BERT-base-uncased", "dataset": "IMDb",
+                "experiments": [{"experiment": e, "epochs": 3, "batch_size": 32, "learning_rate": 5e-5,
+                                 "metrics": ["accuracy"], "targets": []} for e in ("E1", "E2")]}
+    paper = load_paper(need_shared("papers/real/distilbert-1910.01108.pdf"))
+    plan, stages, *_ = _plan(tmp_path, [_answer(claims), settings], paper, weak=False, epochs=1)
+    assert plan.hyper.batch_size == 32 and not [d for d in plan.deviations if d.what == "batch size"]
+    assert plan.paper_model == "BERT-base-uncased"
+    assert any("the paper writes 'BERT-base'; the model's name is kept" in n for n in stages[2]["notes"])
+    assert all(not e.before_targets and e.reported_before is None for e in plan.experiments)
+    assert [(d.paper, d.ours) for d in plan.deviations if d.what == "epochs"] == [
+        ("unspecified (the planning model's 3)", "1")]

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from agent.plan import Plan
+from agent.loop.context import shown_targets
 from agent.prompts import render
 from graders.contract import (CONTRACT_TEXT, ContractError, claim_ids, mapped_metric, parse_result, plan_ids,
                               read_results, target_ids)
@@ -107,7 +108,7 @@ def test_the_coding_agent_is_shown_the_map_and_the_ids_it_names():
     plan = Plan.model_validate({"task": "t", "paper_model": "m", "paper_dataset": "d", "experiments": [
         {**e, "claim": e["claim"] or None} for e in PLAN["experiments"]]})
     kw = dict(title="T", abstract="A", experiments=plan.experiments, deviations=[], hyper="h", recipes="r",
-              addendum="", budget="b", model="m", dataset="d", claims=claim_ids(PLAN))
+              addendum="", budget="b", model="m", dataset="d", claims=claim_ids(PLAN), shown=shown_targets(plan))
     text = render("agent_task.j2", brief=False, **kw)
     for eid in ("adapters", "full"):
         exp = next(e for e in PLAN["experiments"] if e["id"] == eid)
