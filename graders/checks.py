@@ -71,6 +71,9 @@ class Check(BaseModel):
     limit: float | None = None
     setting: float | None = None
     """For ``configured``: the value the plan sets."""
+    or_metrics: list[str] = Field(default_factory=list)
+    """For ``written``: other names that count as well (the experiment's other metrics: a run that
+    writes the accuracy its claims are about has run, though its first target is a GLUE score)."""
     learned: bool = False
     """For ``greater`` between two experiments: it passes only if at least one of them ended above its
     own before-training number (two models that learned nothing rank by noise)."""
@@ -208,6 +211,9 @@ def evaluate(check: Check, results: dict[str, dict]) -> dict:
         return _configured(check, results)
     cell = check.paper.model_dump() if check.paper else None
     got = _lookup(results, check.experiment, check.metric, check.paper.column if check.paper else "", cell)
+    for other in check.or_metrics if check.kind == "written" and got is None else []:
+        if (got := _lookup(results, check.experiment, other)) is not None:
+            break
     raw = got[1] if got else None
     out = {"leaf_id": check.leaf_id, "kind": check.kind, "experiment": check.experiment, "metric": check.metric,
            "file": (results.get(check.experiment) or {}).get("file"), "paper": check.paper.model_dump() if check.paper

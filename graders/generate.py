@@ -76,7 +76,14 @@ def _ask(model: JudgeModel, question: str, paper_block: str, schema: dict, nonce
     return data
 
 
-def _clean_phrases(items: Any, *, must_occur_in: str | None = None, limit: int) -> list[str]:
+def _echoes(text: str, question: str) -> bool:
+    """Whether a phrase repeats four words of the question in a row (the embedded judge answered
+    "list up to 5 key components of the method this paper proposes, each a short phrase …")."""
+    words, asked = re.findall(r"[a-z0-9]+", text.lower()), " ".join(re.findall(r"[a-z0-9]+", question.lower()))
+    return any(f" {' '.join(words[i:i + 4])} " in f" {asked} " for i in range(len(words) - 3))
+
+
+def _clean_phrases(items: Any, *, must_occur_in: str | None = None, limit: int, question: str = "") -> list[str]:
     out: list[str] = []
     if not isinstance(items, list):
         return out
@@ -86,6 +93,8 @@ def _clean_phrases(items: Any, *, must_occur_in: str | None = None, limit: int) 
         text = " ".join(item.split()).strip(" .;:-")
         if not 3 <= len(text) <= 160 or re.search(r"[{}<>\[\]`]", text):
             continue
+        if question and _echoes(text, question):
+            continue  # the prompt read back is no component of the method
         if must_occur_in is not None and text.lower() not in must_occur_in:
             continue  # a name the paper never mentions is a hallucination
         if text.lower() not in {o.lower() for o in out}:
@@ -265,6 +274,7 @@ def _ran_checks(plan: dict) -> dict[str, tuple[str, list[Check]]]:
     out = {f"Running reproduce.sh runs every planned experiment ({ids}) to the end: each writes "
            f"results/<experiment>/metrics.json with its metric.":
            ("Experimental Setup", [Check(leaf_id="", kind="written", experiment=e["id"], metric=metric(e),
+                                         or_metrics=[m for m in e.get("metrics") or [] if m != metric(e)],
                                          why="the run's own results file") for e in exps])}
     # the paper's own setup: every target cell's number; a substituted one measures one dataset, so
     # each experiment's metric once per table (the other columns are unreachable by the plan's choice)
@@ -275,7 +285,9 @@ def _ran_checks(plan: dict) -> dict[str, tuple[str, list[Check]]]:
             cost = _is_cost(SimpleNamespace(column=t.get("column", ""), row=t.get("row", ""), unit_or_metric=t.get("metric")))
             if not t.get("table") or not isinstance(t.get("value"), (int, float)) or cost:
                 continue
-            m = metric(e) if substituted else (t.get("metric") or metric(e))  # substituted: the one it measures
+            # substituted: the one number it measures, in this table's metric (Table 2's IMDb accuracy,
+            # not the experiment's first target's GLUE score)
+            m = t.get("metric") or metric(e)
             some = by_table.setdefault(t["table"], [])
             if substituted and any(c.experiment == e["id"] for c in some):
                 continue
@@ -327,10 +339,10 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
     components: list[str] = []
     names: list[str] = []
     if model is not None:
-        got = _ask(model, "List up to 5 key components of the method this paper proposes, each a short phrase "
-                          "of 3 to 12 words. Reply as {\"components\": [...]}.", block, COMPONENTS_SCHEMA,
-                   nonce, warnings)
-        components = _clean_phrases((got or {}).get("components"), limit=5)
+        asked = ("List up to 5 key components of the method this paper proposes, each a short phrase of 3 to 12 "
+                 "words. Reply as {\"components\": [...]}.")
+        got = _ask(model, asked, block, COMPONENTS_SCHEMA, nonce, warnings)
+        components = _clean_phrases((got or {}).get("components"), limit=5, question=asked)
         if got is not None and not components:
             warnings.append("model's method components were unusable; used a generic method leaf")
         got = _ask(model, "Name the datasets and pretrained models the experiments use, exactly as written in "

@@ -215,6 +215,40 @@ def test_a_plans_code_execution_leaves_are_decided_by_the_runs_files_not_the_jud
     assert all(graded[leaf.id].score == 1 for leaf in execution), [graded[x.id].explanation for x in execution]
 
 
+def test_a_run_that_writes_the_accuracy_its_claims_are_about_has_run_though_its_first_target_is_a_score():
+    """The relayed DistilBERT run: each experiment's first targets are Table 1's GLUE scores, its claim
+    is about Table 2's IMDb accuracy, and its file writes that accuracy (mapped to T10). "Runs every
+    planned experiment to the end" failed ("no number 'score'"), and the Table 2 leaf asked for a
+    score too. Now: ran, Table 2 written; Table 1 (GLUE, not run on this setup) still not written."""
+    from graders.checks import evaluate_all
+
+    p = _lora_paper()
+    plan = _lora_plan(p.results)
+    for e in plan["experiments"]:
+        e["metric"], e["metrics"] = "score", ["score", "accuracy"]
+        glue = {**e["targets"][0], "table": "Table 1", "metric": "score"}
+        e["targets"] = [glue, {**e["targets"][0], "table": "Table 2", "metric": "accuracy"}]
+    out = build_rubric(p, None, plan=plan)
+    execution = {leaf.requirements: out.checks[leaf.id] for leaf in out.rubric.leaves()
+                 if leaf.task_category == "Code Execution"}
+    numbers = {e["id"]: {"metrics": {"accuracy": 0.51}, "file": f"results/{e['id']}/metrics.json"}
+               for e in plan["experiments"]}
+    verdicts = {req.split(" targets")[0][-7:] if "targets" in req else "ran": evaluate_all(checks, numbers)["passed"]
+                for req, checks in execution.items()}
+    assert verdicts == {"ran": True, "Table 1": False, "Table 2": True}, verdicts
+
+
+def test_a_component_that_reads_the_question_back_is_dropped():
+    """The DistilBERT run's rubric had the leaf "The code implements list up to 5 key components of the
+    method this paper proposes, each a short phrase of 3 to 12 words": the embedded judge's echo."""
+    p = _lora_paper()
+    echo = "list up to 5 key components of the method this paper proposes, each a short phrase of 3 to 12 words"
+    out = build_rubric(p, ScriptedChatModel([{"components": [echo, "low-rank update matrices on the attention weights"]},
+                                             {"datasets": ["GLUE"], "models": ["RoBERTa"]}]))
+    reqs = [leaf.requirements for leaf in out.rubric.leaves() if leaf.finegrained_task_category == "Method Implementation"]
+    assert reqs == ["The code implements low-rank update matrices on the attention weights, as described in the paper."]
+
+
 def test_a_plans_setup_leaves_ask_each_experiment_for_the_rate_the_plan_gives_it():
     """The LoRA paper states 38 learning rates (per model, task and method): without a plan each is
     a leaf "sets learning_rate to X", and no code can meet more than one. With a plan: one leaf per
