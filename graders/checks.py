@@ -12,6 +12,7 @@ Kinds:
 * ``ratio_below`` reproduced / other < limit: "under 5% of the parameters".
 * ``written``     the reproduction wrote the number at all: "reproduce.sh runs every experiment to
                   its results file" (a fact of the run, never a replication: it decides no status).
+* ``claim``       the plan's claim ``claim``, tested on the reproduced numbers (graders.claims)
 * ``configured``  the results file's ``config`` echo sets ``metric`` (a setting: learning_rate, ...)
                   to ``setting``: "trains with learning rate 0.0005". A file without that echo
                   leaves the leaf undecided: the judge reads the code instead. Decides no status.
@@ -55,7 +56,7 @@ class Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     leaf_id: str
-    kind: Literal["close", "between", "greater", "ratio_below", "written", "configured"]
+    kind: Literal["close", "between", "greater", "ratio_below", "written", "configured", "claim"]
     experiment: str
     metric: str
     paper: PaperValue | None = None
@@ -71,6 +72,9 @@ class Check(BaseModel):
     limit: float | None = None
     setting: float | None = None
     """For ``configured``: the value the plan sets."""
+    claim: str | None = None
+    """For ``claim``: the plan's claim id (C1, ...); the leaf is decided by that claim's verdict
+    (graders.claims.leaf_check), the one the report shows, never by the judge."""
     or_metrics: list[str] = Field(default_factory=list)
     """For ``written``: other names that count as well (the experiment's other metrics: a run that
     writes the accuracy its claims are about has run, though its first target is a GLUE score)."""

@@ -222,3 +222,30 @@ def _verdict(claim: dict, plan: dict, runs: list[dict], *, substituted: str | No
 
 def verdicts(plan: dict, runs: list[dict], *, substituted: str | None) -> list[dict]:
     return [verdict(c, plan, runs, substituted=substituted) for c in plan_claims(plan)]
+
+
+def setup_text(plan: dict) -> str | None:
+    """The run's deviations from the paper's setup in words, or None on the paper's own setup (no
+    deviation): the paper's absolute numbers are then comparable with ours."""
+    devs = plan.get("deviations") or []
+    if not devs:
+        return None
+    return "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in devs[:3]) + \
+        (f"; {len(devs) - 3} more" if len(devs) > 3 else "")
+
+
+def leaf_check(claim_id: str, plan: dict, results: dict) -> dict:
+    """A rubric leaf on a claim, decided by the claim's own verdict on the reproduced numbers (the
+    report's): passed when replicated, inconclusive when it cannot be tested — so the judge never
+    says "the numbers support the claim" beside a claim the arithmetic calls inconclusive."""
+    claim = next((c for c in plan_claims(plan) if c["id"] == claim_id), None)
+    if claim is None:
+        part = {"kind": "claim", "claim": claim_id, "experiment": None, "passed": False, "inconclusive": True, "verdict": "inconclusive",
+                "arithmetic": f"claim {claim_id}: not in the plan, so nothing tests it"}
+    else:
+        v = verdict(claim, plan, [results], substituted=setup_text(plan))
+        part = {"kind": "claim", "claim": claim_id, "experiment": v.get("experiment"), "verdict": v["verdict"],
+                "passed": v["verdict"] == "replicated",
+                "inconclusive": v["verdict"] in ("inconclusive", NOT_COMPARABLE),
+                "arithmetic": f"claim {claim_id} {v['verdict']}: {v['why']}"}
+    return {**part, "file": None, "paper": None, "parts": [part], "undecided": False}

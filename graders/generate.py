@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Iterable
 
-from graders.claims import percent_scale, plan_claims
+from graders.claims import percent_scale, plan_claims, setup_text
 
 from graders.evidence import fence, new_nonce
 from graders.judge import JudgeModel
@@ -404,7 +404,7 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
 
     comparisons = _comparisons(plan) if plan is not None and substituted else []
     exps = {e["id"]: e for e in (plan or {}).get("experiments", [])}
-    claims = [(exps[c["experiments"][0]], c["text"]) for c in plan_claims(plan or {})
+    claims = [(exps[c["experiments"][0]], c) for c in plan_claims(plan or {})
               if c["experiments"] and c["experiments"][0] in exps and _testable_sentence(c)] if substituted else []
     picked = _round_robin([method, results, comparisons, claims, execution, data + hparams], max_leaves)
     method_p, results_p, compare_p, claims_p, exec_p, setup_p = picked
@@ -449,16 +449,20 @@ def build_rubric(paper: Any, model: JudgeModel | None, *, max_leaves: int = 40,
             table_nodes.append(node(f"t{t}", f"The results of {t} have been reproduced.", len(leaves), leaves))
         sections.append(node("r", "The paper's reported results have been reproduced.", 3, table_nodes))
     elif compare_p or claims_p:
-        setup = "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in (plan or {}).get("deviations", [])[:3])
+        setup = setup_text(plan or {})
         leaves = []
         for i, (req, check) in enumerate(compare_p):
             leaves.append(node(f"c{i}", req, 1, cat="Result Analysis", fine="Evaluation, Metrics & Benchmarking"))
             pending_checks.append((leaves[-1].requirements, [check]))
         for i, (e, claim) in enumerate(claims_p):
             leaves.append(node(f"k{i}", (
-                f"The reproduction's numbers for {e['name']} support the paper's claim \"{claim}\" as far as the "
-                f"plan's setup allows (it differs from the paper's: {setup}); its absolute numbers are not "
+                f"The reproduction's numbers for {e['name']} support the paper's claim \"{claim['text']}\" as far as "
+                f"the plan's setup allows (it differs from the paper's: {setup}); its absolute numbers are not "
                 f"compared with the paper's."), 1, cat="Result Analysis", fine="Evaluation, Metrics & Benchmarking"))
+            if claim["kind"] != "absolute":  # a comparison or a trend: decided by the claim's verdict, not judged
+                pending_checks.append((leaves[-1].requirements, [Check(
+                    leaf_id="", kind="claim", experiment=e["id"], metric=claim.get("metric") or "accuracy",
+                    claim=claim["id"], why="the paper's claim, tested on the reproduction's numbers")]))
         sections.append(node("r", "The paper's comparisons and claims hold on the reproduction's numbers (the "
                                   "setup is substituted: absolute numbers are not comparable).", 3, leaves))
     elif plan is not None and substituted:

@@ -29,6 +29,7 @@ from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_aft
 from graders.aggregate import regrade
 from graders.evidence import EvidenceLimits, SubmissionEvidence, collect, fence, new_nonce
 from graders.checks import evaluate_all, verdict_text
+from graders.claims import leaf_check
 from graders.contract import read_results
 from graders.files import parse_json, write_json
 from graders.rubric import GradedTaskNode, TaskNode, validate_tree
@@ -516,7 +517,8 @@ def grade_submission(
             continue
         leaf_checks = (checks or {}).get(leaf.node.id)
         if leaf_checks:
-            done_check = evaluate_all(leaf_checks, results)
+            done_check = (leaf_check(leaf_checks[0].claim or "", plan or {}, results) if leaf_checks[0].kind == "claim"
+                          else evaluate_all(leaf_checks, results))
             if not done_check["undecided"]:  # a setting the results file does not echo: the judge reads the code
                 verdicts[leaf.index] = Verdict(int(done_check["passed"]), True, verdict_text(done_check),
                                                {"decided_by": "check", "check": done_check})

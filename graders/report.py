@@ -290,7 +290,7 @@ def render_markdown(data: dict) -> str:
             paper = c.get("paper") or {}
             lines.append(f"| {c['requirements'][:90]} | {_fmt(c.get('reproduced'), 2)} | "
                          f"{paper.get('text') or paper.get('value') or '—'} | `{c['arithmetic']}` | "
-                         f"{'pass' if c['passed'] else 'fail'} |")
+                         f"{'pass' if c['passed'] else 'inconclusive' if c.get('inconclusive') else 'fail'} |")
     not_run = (data.get("grade") or {}).get("checks_not_run") or []
     if not_run:
         lines += ["", "Checks not run (their leaves were decided before):", ""]

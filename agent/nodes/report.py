@@ -20,7 +20,7 @@ from agent.loop import trajectory
 from agent.loop.nodes import run_usage
 from agent.state import RunState
 from graders.contract import find_metric, mapped_metric, resolve_reproduces, target_ids
-from graders.claims import verdicts as claim_verdicts
+from graders.claims import setup_text, verdicts as claim_verdicts
 from graders.stats import EXPERIMENT_STATUS, NOT_COMPARABLE, claim_verdict, paired_verdict
 from graders.report import write_report
 from sandbox.broker import assets_used
@@ -41,12 +41,6 @@ def substituted(plan: dict) -> bool:
     """Whether the run's setup differs from the paper's (any recorded deviation: model, dataset,
     scale, epochs): the paper's absolute numbers are then not comparable with ours."""
     return bool(plan.get("deviations"))
-
-
-def setup_text(plan: dict) -> str:
-    devs = plan.get("deviations") or []
-    return "; ".join(f"{d['what']}: {d['paper']} → {d['ours']}" for d in devs[:3]) + \
-        (f"; {len(devs) - 3} more" if len(devs) > 3 else "")
 
 
 def _lookup(r: dict, target: dict | None, tid: str | None, where: str, metric: str) -> tuple[str, float, str] | None:
@@ -276,7 +270,7 @@ def experiment_status(plan: dict, results: dict, loop: dict, rep: dict, checks: 
             # a "written" or "configured" check is a fact of the run (it wrote the number, it set the setting),
             # never a comparison with the paper
             parts = [p for c in checks or [] for p in (c.get("parts") or [c])
-                     if p.get("experiment") == eid and p.get("kind") not in ("written", "configured")]
+                     if p.get("experiment") == eid and p.get("kind") not in ("written", "configured", "claim")]
             deciding = [p for p in parts if _decides(p, other_setup)]
             # every claim it is part of, the subject of a comparison or the one compared with
             verdicts = [c for c in claims or [] if eid in (c.get("experiments") or [c.get("experiment")])

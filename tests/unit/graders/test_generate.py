@@ -249,6 +249,44 @@ def test_a_component_that_reads_the_question_back_is_dropped():
     assert reqs == ["The code implements low-rank update matrices on the attention weights, as described in the paper."]
 
 
+def test_a_claim_leaf_is_decided_by_the_claims_verdict_never_by_the_judge(tmp_path, doubles):
+    """The DistilBERT run: the embedded judge passed "the numbers support the paper's claim (GLUE
+    97%)" while the report's claim verdict was inconclusive (no number maps to it). A comparative or
+    trend claim's leaf is now decided by the claim's own verdict on the reproduced numbers."""
+    import time
+
+    from graders.judge import grade_submission
+
+    p = _lora_paper()
+    plan = _lora_plan(p.results)
+    plan["experiments"][0]["id"] = "main"
+    cells = [t for e in plan["experiments"] for t in e["targets"]]
+    plan["claims"] = [{"id": "C1", "text": "LoRA is within a point of full fine-tuning on RTE.", "kind": "comparative",
+                       "experiments": ["main", "ft"], "relation": "within", "margin": 1.0, "metric": "accuracy",
+                       "cells": cells, "source": "model"}]
+    out = build_rubric(p, None, plan=plan)
+    (leaf,) = [x for x in out.rubric.leaves() if "support the paper's claim" in x.requirements]
+    assert [(c.kind, c.claim) for c in out.checks[leaf.id]] == [("claim", "C1")]
+    start = time.time() - 100
+    sub, rep = doubles.make_submission(tmp_path, start=start)
+
+    def grade(main: float, ft: float, before: float = 0.5):
+        for eid, acc in (("main", main), ("ft", ft)):
+            doubles.write(rep, f"results/{eid}/metrics.json",
+                          f'{{"metrics": {{"accuracy": {acc}}}, "before": {{"accuracy": {before}}}}}', mtime=start + 61)
+        judge = doubles.RuleJudge()
+        tree = grade_submission(out.rubric, submission_dir=sub, reproduction_dir=rep, start_time=start, paper_text="p",
+                                model=judge, checks=out.checks, plan=plan)
+        assert not [m for m in judge.requests if "support the paper's claim" in m[2]["content"]]  # never asked
+        node = next(n for n in tree.walk() if n.id == leaf.id)
+        return node.score, node.judge_metadata["check"]["verdict"], node.explanation
+
+    assert grade(0.80, 0.805)[:2] == (1.0, "replicated")
+    assert grade(0.80, 0.90)[:2] == (0.0, "not replicated")
+    score, verdict, why = grade(0.45, 0.46)  # neither learned: inconclusive, not "supported"
+    assert (score, verdict) == (0.0, "inconclusive") and "neither experiment improved" in why
+
+
 def test_a_plans_setup_leaves_ask_each_experiment_for_the_rate_the_plan_gives_it():
     """The LoRA paper states 38 learning rates (per model, task and method): without a plan each is
     a leaf "sets learning_rate to X", and no code can meet more than one. With a plan: one leaf per
